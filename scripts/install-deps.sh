@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of nodescope from Debian 12's packages.
+# Idempotent: packages already present are left alone; safe to run on every CI start.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps.sh: must run as root (apt-get); try: sudo $0" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git ca-certificates
+  # BPF: clang for -target bpf, libbpf for loading, bpftool for skeletons
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  # transport and serialization
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
+  # HTTP (Beast/Asio are header-only in libboost-dev), metrics, config, JSON, CLI, logging
+  libboost-dev prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libspdlog-dev libfmt-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # peers the integration tests drive
+  curl procps iproute2 util-linux prometheus
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine has no package lists yet; refresh them when the install cannot find a package.
+if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
