@@ -1,0 +1,53 @@
+#include "sensor/bpf/programs.h"
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "sensor/bpf/libbpf_log.h"
+#include "sensor/bpf/strategy.h"
+
+namespace nodescope::sensor::bpf {
+
+std::string LibbpfErrorText(int err) {
+  std::string text = std::strerror(err < 0 ? -err : err);
+  std::string logged = LibbpfLogCapture::Warnings();
+  if (!logged.empty()) text += " (libbpf: " + logged + ")";
+  return text;
+}
+
+Status SelectPrograms(bpf_object* object, std::string_view strategy) {
+  int selected = 0;
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    bool mine = ProgramInStrategy(bpf_program__name(program), strategy);
+    if (int err = bpf_program__set_autoload(program, mine); err != 0) {
+      return Status::Error(std::string("set autoload of ") + bpf_program__name(program) + ": " +
+                           LibbpfErrorText(err));
+    }
+    selected += mine ? 1 : 0;
+  }
+  if (selected == 0) {
+    return Status::Error(std::string("object ") + bpf_object__name(object) +
+                         " has no program for strategy " + std::string(strategy));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view strategy) {
+  std::vector<LinkPtr> links;
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    if (!ProgramInStrategy(bpf_program__name(program), strategy)) continue;
+    bpf_link* link = bpf_program__attach(program);
+    if (link == nullptr) {
+      int err = errno;
+      return Status::Error(std::string("attach ") + bpf_program__name(program) + ": " +
+                           LibbpfErrorText(err));
+    }
+    links.emplace_back(link, &bpf_link__destroy);
+  }
+  return links;
+}
+
+}  // namespace nodescope::sensor::bpf

@@ -1,0 +1,42 @@
+// RAII reader of a BPF ring buffer map, and per-CPU counter reads.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "common/status.h"
+
+namespace nodescope::sensor::bpf {
+
+class RingBuffer {
+ public:
+  // Called on the polling thread for each record, in the order the kernel committed them.
+  using Handler = std::function<void(std::span<const std::byte>)>;
+
+  static Result<std::unique_ptr<RingBuffer>> Open(int map_fd, Handler handler);
+  ~RingBuffer();
+  RingBuffer(const RingBuffer&) = delete;
+  RingBuffer& operator=(const RingBuffer&) = delete;
+
+  // Waits up to `timeout` for records and hands them all to the handler. Returns how many were
+  // consumed; an interrupted wait (EINTR) counts as 0 records.
+  Result<int> Poll(std::chrono::milliseconds timeout);
+
+ private:
+  explicit RingBuffer(Handler handler) : handler_(std::move(handler)) {}
+  static int OnRecord(void* ctx, void* data, size_t size);
+
+  Handler handler_;
+  ring_buffer* rb_ = nullptr;
+};
+
+// Sums slot `key` of a BPF_MAP_TYPE_PERCPU_ARRAY of __u64 over every possible CPU.
+Result<uint64_t> ReadPerCpuSum(int map_fd, uint32_t key);
+
+}  // namespace nodescope::sensor::bpf
