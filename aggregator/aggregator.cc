@@ -1,0 +1,188 @@
+#include "aggregator/aggregator.h"
+
+#include <grpcpp/grpcpp.h>
+#include <netdb.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "aggregator/clock.h"
+
+namespace nodescope::aggregator {
+
+namespace {
+
+constexpr auto kIdleTtl = std::chrono::hours(24);
+constexpr auto kHousekeepingInterval = std::chrono::seconds(60);
+
+// ":9970" (all interfaces, as config accepts it) in the form gRPC wants.
+std::string GrpcAddress(const std::string& address) {
+  if (!address.empty() && address[0] == ':') return "[::]" + address;
+  return address;
+}
+
+// gRPC says only that it could not bind; a plain bind of the same address says why.
+std::string BindError(const std::string& address) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return "not HOST:PORT";
+  std::string host = address.substr(0, colon);
+  std::string port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* result = nullptr;
+  int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0) return std::string("cannot resolve: ") + gai_strerror(rc);
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(result, &freeaddrinfo);
+  int fd = socket(result->ai_family, result->ai_socktype | SOCK_CLOEXEC, result->ai_protocol);
+  if (fd < 0) return std::strerror(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  std::string why = "gRPC refused the address";
+  if (bind(fd, result->ai_addr, result->ai_addrlen) != 0) why = std::strerror(errno);
+  close(fd);
+  return why;
+}
+
+}  // namespace
+
+void RegisterOptions(config::Schema* schema, Options* o) {
+  schema->Address("listen", &o->listen,
+                  "gRPC address for sensors (SensorService) and subscribers (ObserverService)");
+  schema->Address("http_listen", &o->http_listen, "HTTP address of /metrics, /healthz, /readyz");
+  schema->Int("history_size", &o->history_size, 1, 10'000'000,
+              "records kept in memory per source for `observe --last` and since/until");
+  schema->Int("subscriber_queue_size", &o->subscriber_queue_size, 1, 10'000'000,
+              "records queued per subscriber before its records are dropped (and reported)");
+  schema->Int("max_subscribers", &o->max_subscribers, 1, 100'000,
+              "concurrent Subscribe streams; more are refused with RESOURCE_EXHAUSTED");
+  schema->List("sinks", &o->sinks, {},
+               "record sinks besides the history: jsonl:- (stdout), jsonl:/path/file.jsonl");
+  schema->String("state_dir", &o->state_dir,
+                 "directory keeping each sensor's last committed batch across restarts, so "
+                 "resent batches are not duplicated (empty: in memory only)");
+  schema->Choice("log_level", &o->log_level, {"trace", "debug", "info", "warn", "error"},
+                 "log level (stderr)");
+}
+
+Status ValidateOptions(const Options& options) {
+  for (const std::string& spec : options.sinks) {
+    Status s = sinks::CheckSinkSpec(spec);
+    if (!s.ok()) return s.Prefixed("config: key 'sinks': ");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
+  std::unique_ptr<Aggregator> a(new Aggregator());
+
+  auto seqs = ingest::SeqStore::Open(options.state_dir, kIdleTtl);
+  if (!seqs.ok()) return seqs.status();
+  a->seqs_ = std::move(seqs).value();
+  auto sinks = sinks::SinkSet::Open(options.sinks, &a->metrics_);
+  if (!sinks.ok()) return sinks.status();
+  a->sinks_ = std::move(sinks).value();
+
+  api::HubOptions hub_options;
+  hub_options.history_size = static_cast<size_t>(options.history_size);
+  hub_options.subscriber_queue_size = static_cast<size_t>(options.subscriber_queue_size);
+  a->hub_ = std::make_unique<api::Hub>(hub_options, &a->metrics_);
+  a->ingestor_ = std::make_unique<ingest::Ingestor>(a->seqs_.get(), a->hub_.get(), a->sinks_.get(),
+                                                    &a->sensors_, &a->metrics_);
+  a->sensor_service_ =
+      std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
+  api::ObserverOptions observer_options;
+  observer_options.max_subscribers = options.max_subscribers;
+  a->observer_service_ = std::make_unique<api::ObserverService>(observer_options, a->hub_.get(),
+                                                                &a->sensors_, &a->metrics_);
+
+  Aggregator* self = a.get();
+  http::Handlers handlers = {
+      {"/metrics",
+       [self] {
+         return http::HttpResponse{200, http::kMetricsContentType,
+                                   http::SerializeMetrics(self->metrics_.registry())};
+       }},
+      {"/healthz",
+       [] {
+         return http::HttpResponse{200, "text/plain; charset=utf-8", "ok\n"};
+       }},
+      {"/readyz",
+       [self] {
+         return self->ready_.load()
+                    ? http::HttpResponse{200, "text/plain; charset=utf-8", "ready\n"}
+                    : http::HttpResponse{503, "text/plain; charset=utf-8", "not ready\n"};
+       }},
+  };
+  auto http_server = http::HttpServer::Start(options.http_listen, std::move(handlers));
+  if (!http_server.ok()) return http_server.status();
+  a->http_ = std::move(http_server).value();
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(GrpcAddress(options.listen), grpc::InsecureServerCredentials(), &port);
+  // Without this a second aggregator on the same port would share it silently (SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A sensor batch of a few thousand events is well below this; the default 4 MiB is tight.
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.RegisterService(a->sensor_service_.get());
+  builder.RegisterService(a->observer_service_.get());
+  a->grpc_ = builder.BuildAndStart();
+  if (a->grpc_ == nullptr || port == 0) {
+    return Status::Error("grpc: cannot listen on " + options.listen + ": " +
+                         BindError(options.listen));
+  }
+  a->grpc_port_ = static_cast<uint16_t>(port);
+  a->ready_ = true;
+  a->housekeeping_ = std::thread([self] { self->Housekeeping(); });
+  spdlog::info("aggregator listening: grpc {} (port {}), http {} (port {}), {} sink(s)",
+               options.listen, a->grpc_port_, options.http_listen, a->http_->port(),
+               a->sinks_->size());
+  return a;
+}
+
+Aggregator::~Aggregator() { Shutdown(); }
+
+void Aggregator::Housekeeping() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, kHousekeepingInterval, [this] { return stopping_; })) {
+    lock.unlock();
+    const int64_t now = NowUnixNano();
+    size_t seqs = seqs_->ForgetIdle(now);
+    size_t sensors = sensors_.ForgetIdle(
+        now, std::chrono::duration_cast<std::chrono::nanoseconds>(kIdleTtl).count());
+    if (seqs + sensors > 0) {
+      spdlog::debug("forgot {} sequence state(s) and {} sensor(s) idle for 24h", seqs, sensors);
+    }
+    lock.lock();
+  }
+}
+
+void Aggregator::Shutdown(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  ready_ = false;
+  if (housekeeping_.joinable()) housekeeping_.join();
+  if (hub_) hub_->Close();
+  if (sensor_service_) sensor_service_->CancelAll();
+  if (grpc_) {
+    grpc_->Shutdown(std::chrono::system_clock::now() + grace);
+    grpc_->Wait();
+  }
+  if (http_) http_->Stop();
+}
+
+void Aggregator::ReopenSinks() {
+  if (sinks_) sinks_->Reopen();
+}
+
+}  // namespace nodescope::aggregator

@@ -1,0 +1,83 @@
+// The aggregator assembled: gRPC (ingest + observer), HTTP (/metrics, /healthz, /readyz), the
+// hub, sinks and dedup state. main.cc and the tests start it the same way.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "aggregator/api/hub.h"
+#include "aggregator/api/observer.h"
+#include "aggregator/ingest/dedup.h"
+#include "aggregator/ingest/ingestor.h"
+#include "aggregator/ingest/sensors.h"
+#include "aggregator/ingest/service.h"
+#include "aggregator/metrics.h"
+#include "aggregator/sinks/sinks.h"
+#include "common/config.h"
+#include "common/http/server.h"
+
+namespace nodescope::aggregator {
+
+struct Options {
+  std::string listen = "0.0.0.0:9970";
+  std::string http_listen = "0.0.0.0:9971";
+  int64_t history_size = 65536;
+  int64_t subscriber_queue_size = 8192;
+  int64_t max_subscribers = 64;
+  std::vector<std::string> sinks;
+  std::string state_dir;
+  std::string log_level = "info";
+};
+
+void RegisterOptions(config::Schema* schema, Options* options);
+// What the schema cannot check alone (each sinks entry). One line naming the key.
+Status ValidateOptions(const Options& options);
+
+class Aggregator {
+ public:
+  // Listening or opening a sink/state_dir fails with one line, e.g.
+  // "grpc: cannot listen on 0.0.0.0:9970: Address already in use".
+  static Result<std::unique_ptr<Aggregator>> Start(const Options& options);
+  ~Aggregator();
+
+  // Stops accepting, ends subscriptions and sensor streams (waiting up to `grace` for them),
+  // then the HTTP server. Sinks write each batch as it commits: nothing is left to flush.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+  void ReopenSinks();
+
+  uint16_t grpc_port() const { return grpc_port_; }
+  uint16_t http_port() const { return http_->port(); }
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  Aggregator() = default;
+  void Housekeeping();
+
+  Metrics metrics_;
+  std::unique_ptr<ingest::SeqStore> seqs_;
+  std::unique_ptr<sinks::SinkSet> sinks_;
+  ingest::SensorRegistry sensors_;
+  std::unique_ptr<api::Hub> hub_;
+  std::unique_ptr<ingest::Ingestor> ingestor_;
+  std::unique_ptr<ingest::SensorService> sensor_service_;
+  std::unique_ptr<api::ObserverService> observer_service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::unique_ptr<http::HttpServer> http_;
+  uint16_t grpc_port_ = 0;
+  std::atomic<bool> ready_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread housekeeping_;
+};
+
+}  // namespace nodescope::aggregator

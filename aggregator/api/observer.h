@@ -1,0 +1,79 @@
+// ObserverService: Subscribe (history, then live records, in responses of many records) and
+// Status (sensors, sources, subscribers, drops).
+//
+// Registered by hand rather than through the generated ObserverService::Service so that
+// Subscribe can write responses that are already in wire form: the records were serialized once
+// at ingest (RecordBatch::Seal) and a response is their frames concatenated. The wire format is
+// exactly SubscribeResponse; clients use the generated stub.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/impl/rpc_service_method.h>
+#include <grpcpp/impl/service_type.h>
+#include <grpcpp/support/method_handler.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "aggregator/api/hub.h"
+#include "aggregator/ingest/sensors.h"
+#include "aggregator/metrics.h"
+#include "nodescope/v1/observer.pb.h"
+
+namespace nodescope::aggregator::api {
+
+// A SubscribeResponse in wire form.
+struct WireResponse {
+  grpc::ByteBuffer bytes;
+};
+
+struct ObserverOptions {
+  int64_t max_subscribers = 64;
+  // Responses carry up to this many records or about this many bytes, whichever comes first;
+  // the byte bound keeps them well below gRPC's default 4 MiB receive limit.
+  int max_records_per_response = 1024;
+  size_t max_bytes_per_response = 1 << 20;
+};
+
+class ObserverService final : public grpc::Service {
+ public:
+  static constexpr char kSubscribeMethod[] = "/nodescope.v1.ObserverService/Subscribe";
+  static constexpr char kStatusMethod[] = "/nodescope.v1.ObserverService/Status";
+
+  ObserverService(ObserverOptions options, Hub* hub, const ingest::SensorRegistry* sensors,
+                  Metrics* metrics);
+
+  grpc::Status Subscribe(grpc::ServerContext* context, const v1::SubscribeRequest* request,
+                         grpc::ServerWriter<WireResponse>* writer);
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusResponse* response);
+
+  int64_t subscribers() const { return active_.load(); }
+
+ private:
+  const ObserverOptions options_;
+  Hub* const hub_;
+  const ingest::SensorRegistry* const sensors_;
+  Metrics* const metrics_;
+  std::atomic<int64_t> active_{0};
+};
+
+}  // namespace nodescope::aggregator::api
+
+template <>
+class grpc::SerializationTraits<nodescope::aggregator::api::WireResponse, void> {
+ public:
+  static grpc::Status Serialize(const nodescope::aggregator::api::WireResponse& message,
+                                grpc::ByteBuffer* buffer, bool* own_buffer) {
+    *buffer = message.bytes;  // shares the slices
+    *own_buffer = true;
+    return grpc::Status::OK;
+  }
+  static grpc::Status Deserialize(grpc::ByteBuffer* buffer,
+                                  nodescope::aggregator::api::WireResponse* message) {
+    message->bytes.Swap(buffer);
+    return grpc::Status::OK;
+  }
+};

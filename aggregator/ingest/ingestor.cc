@@ -1,0 +1,71 @@
+#include "aggregator/ingest/ingestor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "aggregator/ingest/convert.h"
+
+namespace nodescope::aggregator::ingest {
+
+Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
+                   Metrics* metrics)
+    : seqs_(seqs), hub_(hub), sinks_(sinks), sensors_(sensors), metrics_(metrics) {}
+
+Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
+                                   int64_t now) {
+  metrics_->Batch();
+  SeqStore::Guard guard = seqs_->Lock(instance, now);
+  if (batch.seq() <= guard.last()) {
+    std::map<std::string_view, uint64_t> by_source;
+    for (const v1::Event& event : batch.events()) {
+      std::string_view source = SourceOf(event);
+      ++by_source[source.empty() ? std::string_view("unknown") : source];
+    }
+    for (const auto& [source, n] : by_source) metrics_->Deduplicated(std::string(source), n);
+    sensors_->Batch(instance, batch.seq(), 0, /*duplicate=*/true, now);
+    return {true, batch.seq(), 0};
+  }
+
+  std::shared_ptr<RecordBatch> records = pool_.Get();
+  const BatchContext context{batch.node(), batch.extra_tags()};
+  uint64_t unknown = 0;
+  uint64_t process_events[4] = {};  // by ProcessEvent::Kind
+  for (const v1::Event& event : batch.events()) {
+    if (!ConvertEvent(event, context, records.get())) {
+      ++unknown;
+      continue;
+    }
+    if (event.has_process()) ++process_events[event.process().kind() & 3];
+  }
+  if (unknown > 0) metrics_->Dropped("unknown", kDropUnknownEvent, unknown);
+
+  // Counted per source run: a batch holds one source almost always.
+  for (size_t i = 0; i < records->size();) {
+    const std::string& source = (*records)[i].source();
+    size_t j = i;
+    while (j < records->size() && (*records)[j].source() == source) ++j;
+    metrics_->Ingested(source, j - i);
+    i = j;
+  }
+  for (int kind = v1::ProcessEvent::EXEC; kind <= v1::ProcessEvent::EXIT; ++kind) {
+    if (process_events[kind] == 0) continue;
+    metrics_->ProcessEvents(
+        std::string(ProcessEventName(static_cast<v1::ProcessEvent::Kind>(kind))), batch.node(),
+        process_events[kind]);
+  }
+
+  records->Seal();
+  const size_t count = records->size();
+  RecordBatchPtr shared = std::move(records);
+  if (count > 0) {
+    hub_->Publish(shared);
+    sinks_->Write(*shared);
+  }
+  Status s = guard.Commit(batch.seq());
+  if (!s.ok()) spdlog::warn("{}: a resend after a restart may be delivered twice", s.message());
+  sensors_->Batch(instance, batch.seq(), count, /*duplicate=*/false, now);
+  return {false, batch.seq(), count};
+}
+
+}  // namespace nodescope::aggregator::ingest

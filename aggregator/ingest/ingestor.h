@@ -1,0 +1,39 @@
+// Commits sensor batches: duplicate check, conversion, history and subscribers, sinks, the
+// persisted sequence number, then the ack. Per batch, not per record, for every lock it takes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "aggregator/api/hub.h"
+#include "aggregator/ingest/dedup.h"
+#include "aggregator/ingest/sensors.h"
+#include "aggregator/metrics.h"
+#include "aggregator/sinks/sinks.h"
+#include "nodescope/v1/ingest.pb.h"
+
+namespace nodescope::aggregator::ingest {
+
+class Ingestor {
+ public:
+  Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
+           Metrics* metrics);
+
+  struct Outcome {
+    bool duplicate = false;
+    uint64_t ack = 0;  // the sequence number to acknowledge
+    size_t records = 0;
+  };
+  // `instance` is the sender's sensor instance (the stream's, or the batch's own).
+  Outcome Commit(const v1::Batch& batch, const std::string& instance, int64_t now);
+
+ private:
+  RecordBatchPool pool_;
+  SeqStore* seqs_;
+  api::Hub* hub_;
+  sinks::SinkSet* sinks_;
+  SensorRegistry* sensors_;
+  Metrics* metrics_;
+};
+
+}  // namespace nodescope::aggregator::ingest

@@ -1,0 +1,97 @@
+// nodescope-aggregator: ingests sensor streams, keeps the history, serves subscribers and
+// Prometheus. Exit codes: 0 clean shutdown, 1 runtime failure (cannot listen, cannot open a
+// sink or the state directory), 2 configuration error.
+#include <grpc/support/log.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+#include "aggregator/aggregator.h"
+#include "common/config.h"
+
+namespace {
+
+// gRPC's own log lines (e.g. a multi-line bind error) would break the one-line error contract;
+// every failure that matters comes back through the API and is reported by us.
+void GrpcLogToDebug(gpr_log_func_args* args) {
+  spdlog::debug("grpc {}:{}: {}", args->file, args->line, args->message);
+}
+
+int Run(int argc, char** argv) {
+  using nodescope::aggregator::Aggregator;
+  using nodescope::aggregator::Options;
+
+  std::string config_path;
+  bool print_config = false;
+  CLI::App app("nodescope-aggregator: ingests sensor streams, serves subscribers and metrics");
+  app.add_option("--config", config_path, "YAML configuration file (absent: all defaults)");
+  app.add_flag("--print-config", print_config, "print the effective configuration and exit");
+  app.set_version_flag("--version", NODESCOPE_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "nodescope-aggregator: %s (see --help)\n", e.what());
+    return 2;
+  }
+
+  Options options;
+  nodescope::config::Schema schema("nodescope-aggregator");
+  nodescope::aggregator::RegisterOptions(&schema, &options);
+  nodescope::Status s;
+  if (!config_path.empty()) s = schema.LoadFile(config_path);
+  if (s.ok()) s = schema.LoadEnv([](const char* name) { return std::getenv(name); });
+  if (s.ok()) s = nodescope::aggregator::ValidateOptions(options);
+  if (!s.ok()) {
+    std::fprintf(stderr, "nodescope-aggregator: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (print_config) {
+    std::fputs(schema.Print().c_str(), stdout);
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("aggregator");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(options.log_level));
+  gpr_set_log_function(GrpcLogToDebug);
+
+  // Blocked before any thread starts, so every thread inherits the mask and only sigwait below
+  // sees these signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A subscriber or a `| head` consumer going away must not kill the aggregator.
+  signal(SIGPIPE, SIG_IGN);
+
+  auto aggregator = Aggregator::Start(options);
+  if (!aggregator.ok()) {
+    std::fprintf(stderr, "nodescope-aggregator: %s\n", aggregator.status().message().c_str());
+    return 1;
+  }
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      (*aggregator)->ReopenSinks();
+      continue;
+    }
+    spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    break;
+  }
+  (*aggregator)->Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

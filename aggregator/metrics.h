@@ -1,0 +1,63 @@
+// The aggregator's self metrics (served on /metrics) and the drop totals Status reports.
+// Calls are per batch, not per record: prometheus-cpp looks label sets up under a mutex.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "nodescope/v1/ingest.pb.h"
+
+namespace nodescope::aggregator {
+
+// Drop reasons (the `reason` label of nodescope_records_dropped_total).
+inline constexpr char kDropSlowSubscriber[] = "slow_subscriber";
+inline constexpr char kDropSinkError[] = "sink_error";
+inline constexpr char kDropUnknownEvent[] = "unknown_event";
+
+class Metrics {
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  prometheus::Registry& registry() { return *registry_; }
+
+  void Ingested(const std::string& source, uint64_t records);
+  void Deduplicated(const std::string& source, uint64_t records);
+  void Dropped(const std::string& source, const std::string& reason, uint64_t records);
+  void Batch();
+  void ProcessEvents(const std::string& event, const std::string& host, uint64_t count);
+  void SetSensorsConnected(int64_t n);
+  void SetSubscribers(int64_t n);
+  // Replaces the host's nodescope_probe_info series with the probes of `status`.
+  void SetProbes(const std::string& host, const v1::SensorStatus& status);
+
+  std::map<std::string, uint64_t> DroppedByReason() const;
+  std::map<std::string, uint64_t> IngestedBySource() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& ingested_;
+  prometheus::Family<prometheus::Counter>& deduplicated_;
+  prometheus::Family<prometheus::Counter>& dropped_;
+  prometheus::Counter& batches_;
+  prometheus::Family<prometheus::Counter>& process_events_;
+  prometheus::Gauge& sensors_connected_;
+  prometheus::Gauge& subscribers_;
+  prometheus::Family<prometheus::Gauge>& probe_info_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> dropped_by_reason_;
+  std::map<std::string, uint64_t> ingested_by_source_;
+  std::map<std::string, std::vector<prometheus::Gauge*>> probes_by_host_;
+};
+
+}  // namespace nodescope::aggregator
