@@ -1,0 +1,31 @@
+#include "sensor/config.h"
+
+namespace nodescope::sensor {
+
+config::Schema BuildSchema(SensorConfig* c) {
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  config::Schema s("nodescope-sensor");
+  s.String("hostname", &c->hostname,
+           "value of the host tag; empty: the node's hostname (in Kubernetes: spec.nodeName)");
+  s.Address("trace_server", &c->trace_server, "aggregator address HOST:PORT (gRPC ingest)");
+  s.String("pprof_host", &c->pprof_host,
+           "address of the sensor's own HTTP endpoint (/metrics, /debug/status)");
+  s.Int("pprof_port", &c->pprof_port, 1, 65535, "port of the sensor's own HTTP endpoint");
+  s.List("enabled_plugins", &c->enabled_plugins, kKnownPlugins, "plugins to run");
+  s.Map("tags", &c->tags, "extra tags added to every record of this node");
+  s.Map("probe_strategies", &c->probe_strategies,
+        "force an attach strategy per probe, e.g. {process: tracepoint}; default: the first "
+        "strategy that loads");
+  s.Int("batch_size", &c->batch_size, 1, 65536, "events per batch sent to the aggregator");
+  s.Dur("batch_interval", &c->batch_interval, milliseconds(1), hours(1),
+        "longest time an event waits in an open batch");
+  s.Int("buffer_size", &c->buffer_size, 1, 100'000'000,
+        "events kept until the aggregator acknowledges them; beyond it new events are dropped "
+        "and counted");
+  s.Choice("log_level", &c->log_level, {"trace", "debug", "info", "warn", "error"},
+           "log verbosity");
+  return s;
+}
+
+}  // namespace nodescope::sensor

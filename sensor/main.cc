@@ -1,0 +1,88 @@
+// nodescope-sensor: loads the eBPF probes of this node and streams their events to the
+// aggregator. Exit codes: 0 stopped by a signal, 1 cannot run here (privileges, kernel, ports),
+// 2 bad configuration.
+#include <grpc/support/log.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "sensor/bpf/environment.h"
+#include "sensor/config.h"
+#include "sensor/sensor.h"
+
+namespace {
+
+// One line on stderr, nothing else: what a user reads when the sensor cannot start.
+int Fail(int code, const std::string& message) {
+  std::fprintf(stderr, "nodescope-sensor: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace nodescope;
+  CLI::App app("nodescope-sensor: eBPF probes of this node, streamed to the aggregator");
+  std::string config_path;
+  bool print_config = false;
+  app.add_option("--config", config_path, "YAML configuration file (empty file: all defaults)");
+  app.add_flag("--print-config", print_config, "print the effective configuration and exit");
+  app.set_version_flag("--version", NODESCOPE_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    return Fail(2, std::string(e.what()) + " (see --help)");
+  }
+
+  sensor::SensorConfig config;
+  config::Schema schema = sensor::BuildSchema(&config);
+  if (!config_path.empty()) {
+    Status loaded = schema.LoadFile(config_path);
+    if (!loaded.ok()) return Fail(2, loaded.message());
+  }
+  Status env = schema.LoadEnv([](const char* name) { return std::getenv(name); });
+  if (!env.ok()) return Fail(2, env.message());
+  if (print_config) {
+    std::cout << schema.Print();
+    return 0;
+  }
+
+  Status ready = sensor::bpf::PrepareEnvironment();
+  if (!ready.ok()) return Fail(1, ready.message());
+
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("sensor"));
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  // gRPC's own multi-line logs go to debug; the transport reports outages itself, once each.
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    spdlog::debug("grpc {}:{}: {}", args->file, args->line, args->message);
+  });
+
+  // Signals are taken by sigwait in this thread only; every thread started later inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sensor::Sensor node(config);
+  Status started = node.Start();
+  if (!started.ok()) {
+    node.Stop(std::chrono::steady_clock::now());
+    return Fail(1, started.message());
+  }
+  spdlog::info("nodescope-sensor {} on node {}, sending to {}", NODESCOPE_VERSION, node.node(),
+               config.trace_server);
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  spdlog::info("{}: detaching probes and flushing", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  node.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+  return 0;
+}

@@ -1,0 +1,176 @@
+#include "sensor/sensor.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace nodescope::sensor {
+namespace {
+
+std::string NodeName(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+int64_t NowUnixNano() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Sensor::Sensor(SensorConfig config)
+    : config_(std::move(config)),
+      node_(NodeName(config_.hostname)),
+      started_unix_nano_(NowUnixNano()),
+      users_(proc::UserResolver::HostRootFromEnv()),
+      cache_(&users_, {.proc_root = proc::ProcessCache::ProcRootFromEnv()}) {}
+
+Sensor::~Sensor() { Stop(std::chrono::steady_clock::now()); }
+
+Status Sensor::Start() {
+  auto seeded = cache_.SeedFromProc();
+  if (!seeded.ok()) return seeded.status();
+  spdlog::info("process cache: {} processes from {}", seeded.value(),
+               proc::ProcessCache::ProcRootFromEnv());
+
+  TransportOptions options;
+  options.trace_server = config_.trace_server;
+  options.node = node_;
+  options.extra_tags = config_.tags;
+  options.batch_size = static_cast<size_t>(config_.batch_size);
+  options.batch_interval = config_.batch_interval;
+  options.buffer_size = static_cast<size_t>(config_.buffer_size);
+  auto transport = Transport::Create(options, [this] { return status(); });
+  if (!transport.ok()) return transport.status();
+  transport_ = std::move(transport).value();
+
+  auto forced = config_.probe_strategies.find(std::string(process::ProcessPlugin::kProbe));
+  Status started = process_.Start(
+      transport_.get(), &cache_,
+      forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
+  v1::ProbeStatus probe = process_.probe_status();
+  if (!started.ok()) return started;
+  spdlog::info("probe {}: attached with strategy {}{}", probe.probe(), probe.strategy(),
+               probe.tried().empty() ? "" : " (after: " + probe.tried(0) + ")");
+  for (const auto& plugin : config_.enabled_plugins) {
+    if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) == kBuiltPlugins.end()) {
+      spdlog::warn("plugin {} is enabled but not part of this build; running without it", plugin);
+    }
+  }
+  transport_->StatusChanged();
+
+  const std::string address = config_.pprof_host.find(':') != std::string::npos
+                                  ? "[" + config_.pprof_host + "]:" +
+                                        std::to_string(config_.pprof_port)
+                                  : config_.pprof_host + ":" + std::to_string(config_.pprof_port);
+  http::Handlers handlers;
+  handlers["/metrics"] = [this] {
+    return http::HttpResponse{200, http::kMetricsContentType, RenderPrometheus(Samples())};
+  };
+  handlers["/debug/status"] = [this] {
+    std::string body;
+    google::protobuf::util::JsonPrintOptions json;
+    json.add_whitespace = true;
+    json.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(status(), &body, json);
+    return http::HttpResponse{200, "application/json", body};
+  };
+  handlers["/healthz"] = [] { return http::HttpResponse{200, "text/plain", "ok\n"}; };
+  auto server = http::HttpServer::Start(address, std::move(handlers));
+  if (!server.ok()) return server.status();
+  http_ = std::move(server).value();
+  spdlog::info("self endpoint on http://{}/metrics and /debug/status", address);
+  return Status::Ok();
+}
+
+void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  http_.reset();  // first: no scrape may race with what follows
+  process_.Stop();
+  if (transport_ && !transport_->Stop(deadline)) {
+    spdlog::warn("stopped with {} events not acknowledged by the aggregator (counted as "
+                 "dropped, reason unacked_at_stop)",
+                 transport_->Stats().dropped_unacked_at_stop);
+  }
+}
+
+std::vector<v1::ProbeStatus> Sensor::Probes() const {
+  std::vector<v1::ProbeStatus> probes = {process_.probe_status()};
+  for (const auto& plugin : config_.enabled_plugins) {
+    if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
+      continue;
+    }
+    v1::ProbeStatus p;
+    p.set_probe(plugin);
+    p.set_state("not_built");
+    p.set_error("enabled in the configuration but not part of this build");
+    probes.push_back(std::move(p));
+  }
+  return probes;
+}
+
+std::vector<Sample> Sensor::Samples() const {
+  std::vector<Sample> s;
+  for (const auto& probe : Probes()) {
+    if (probe.state() != "attached") continue;
+    s.push_back({"nodescope_probe_info", "attach strategy each probe runs with (always 1)", false,
+                 {{"probe", probe.probe()}, {"strategy", probe.strategy()}}, 1});
+  }
+  const auto pc = process_.counters();
+  const char* events_help = "events observed by the sensor's probes";
+  s.push_back({"nodescope_sensor_events_total", events_help, true,
+               {{"source", "process"}, {"event", "exec"}}, double(pc.exec)});
+  s.push_back({"nodescope_sensor_events_total", events_help, true,
+               {{"source", "process"}, {"event", "fork"}}, double(pc.fork)});
+  s.push_back({"nodescope_sensor_events_total", events_help, true,
+               {{"source", "process"}, {"event", "exit"}}, double(pc.exit)});
+  const char* dropped_help = "events lost before reaching the aggregator, by reason";
+  if (transport_) {
+    const TransportStats t = transport_->Stats();
+    for (const auto& [reason, n] : t.Dropped()) {
+      s.push_back({"nodescope_sensor_dropped_total", dropped_help, true, {{"reason", reason}},
+                   double(n)});
+    }
+    s.push_back({"nodescope_sensor_batches_sent_total", "batches sent the first time", true, {},
+                 double(t.batches_sent)});
+    s.push_back({"nodescope_sensor_batches_acked_total", "batches the aggregator acknowledged",
+                 true, {}, double(t.batches_acked)});
+    s.push_back({"nodescope_sensor_batches_resent_total",
+                 "batches sent again after a reconnect", true, {}, double(t.resent)});
+    s.push_back({"nodescope_sensor_buffered_events",
+                 "events held until the aggregator acknowledges them", false, {},
+                 double(t.buffered_events)});
+    s.push_back({"nodescope_sensor_connected", "1 while the stream to the aggregator is up",
+                 false, {}, t.connected ? 1.0 : 0.0});
+    s.push_back({"nodescope_sensor_reconnects_total", "streams opened after one broke", true, {},
+                 double(t.reconnects)});
+  }
+  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
+               {{"reason", "ringbuf_full"}, {"probe", "process"}}, double(pc.ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
+               {{"reason", "fork_unresolved"}, {"probe", "process"}}, double(pc.fork_unresolved)});
+  s.push_back({"nodescope_sensor_malformed_events_total",
+               "kernel records of an unexpected size (kernel/user ABI skew)", true,
+               {{"probe", "process"}}, double(pc.malformed)});
+  s.push_back({"nodescope_sensor_process_cache_entries", "processes the pid cache knows", false,
+               {}, double(cache_.size())});
+  return s;
+}
+
+v1::SensorStatus Sensor::status() const {
+  v1::SensorStatus st;
+  for (auto& probe : Probes()) *st.add_probes() = std::move(probe);
+  for (const auto& [k, v] : ToCounters(Samples())) (*st.mutable_counters())[k] = v;
+  st.set_version(NODESCOPE_VERSION);
+  st.set_started_unix_nano(started_unix_nano_);
+  return st;
+}
+
+}  // namespace nodescope::sensor

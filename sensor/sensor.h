@@ -1,0 +1,51 @@
+// The sensor as one object: process cache, probes, transport to the aggregator and the self
+// HTTP endpoint, started in that order and stopped in reverse.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/http/server.h"
+#include "common/status.h"
+#include "nodescope/v1/ingest.pb.h"
+#include "sensor/config.h"
+#include "sensor/plugins/process/process_plugin.h"
+#include "sensor/proc/process_cache.h"
+#include "sensor/proc/users.h"
+#include "sensor/self_metrics.h"
+#include "sensor/transport/transport.h"
+
+namespace nodescope::sensor {
+
+class Sensor {
+ public:
+  explicit Sensor(SensorConfig config);
+  ~Sensor();
+
+  // Starts everything; on error what was started is stopped again. The environment preflight
+  // (root, BTF, tracefs, bpffs) must have passed.
+  Status Start();
+  // Detaches every probe, then flushes what is buffered to the aggregator until `deadline`.
+  void Stop(std::chrono::steady_clock::time_point deadline);
+
+  v1::SensorStatus status() const;
+  std::vector<Sample> Samples() const;
+  const std::string& node() const { return node_; }
+
+ private:
+  std::vector<v1::ProbeStatus> Probes() const;
+
+  const SensorConfig config_;
+  const std::string node_;
+  const int64_t started_unix_nano_;
+  proc::UserResolver users_;
+  proc::ProcessCache cache_;
+  std::unique_ptr<Transport> transport_;
+  process::ProcessPlugin process_;
+  std::unique_ptr<http::HttpServer> http_;
+  bool stopped_ = false;
+};
+
+}  // namespace nodescope::sensor

@@ -1,0 +1,78 @@
+// Real processes on loopback for integration tests: start binaries, wait for them, read their
+// output, pick free ports, fetch HTTP pages. Every child is killed when its owner goes out of
+// scope, so a failing test leaves nothing running.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace nodescope::testing {
+
+// The directory holding nodescope-sensor, nodescope-aggregator and nodescope.
+std::string BinDir();
+
+class Subprocess {
+ public:
+  // Starts argv[0] (a path) with argv; stdout and stderr go to `log_path` (appended).
+  Subprocess(std::vector<std::string> argv, std::string log_path,
+             std::map<std::string, std::string> env = {});
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool Running();
+  // Sends `sig` and waits up to `timeout` for the exit; returns the wait status or -1.
+  int Stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Waits for the exit; returns the exit code (128+signal when killed), or -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string log_path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs a command to completion (bounded by `timeout`), capturing stdout and stderr.
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A TCP port on 127.0.0.1 that nobody listens on right now.
+int FreePort();
+
+// GET http://127.0.0.1:port/path; returns the body, or "" with status 0 on connection failure.
+std::string HttpGet(int port, const std::string& path, int* status = nullptr);
+
+// The value of one Prometheus series (`name{labels}` exactly as exposed), or -1 when absent.
+double MetricValue(const std::string& exposition, const std::string& series);
+
+// Polls `done` every 50 ms until it is true or `timeout` passes.
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  void Write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFile(const std::string& path);
+
+}  // namespace nodescope::testing
