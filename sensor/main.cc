@@ -79,8 +79,12 @@ int main(int argc, char** argv) {
   spdlog::info("nodescope-sensor {} on node {}, sending to {}", NODESCOPE_VERSION, node.node(),
                config.trace_server);
 
+  // The aggregator's Status API shows this node's counters as of the last status message.
+  const timespec status_interval{10, 0};
   int sig = 0;
-  while (sigwait(&signals, &sig) != 0) {
+  while (sig != SIGINT && sig != SIGTERM) {
+    sig = sigtimedwait(&signals, nullptr, &status_interval);
+    if (sig < 0) node.RefreshStatus();
   }
   spdlog::info("{}: detaching probes and flushing", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   node.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));

@@ -54,10 +54,7 @@ Status Sensor::Start() {
   Status started = process_.Start(
       transport_.get(), &cache_,
       forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
-  v1::ProbeStatus probe = process_.probe_status();
   if (!started.ok()) return started;
-  spdlog::info("probe {}: attached with strategy {}{}", probe.probe(), probe.strategy(),
-               probe.tried().empty() ? "" : " (after: " + probe.tried(0) + ")");
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) == kBuiltPlugins.end()) {
       spdlog::warn("plugin {} is enabled but not part of this build; running without it", plugin);
@@ -87,6 +84,10 @@ Status Sensor::Start() {
   http_ = std::move(server).value();
   spdlog::info("self endpoint on http://{}/metrics and /debug/status", address);
   return Status::Ok();
+}
+
+void Sensor::RefreshStatus() {
+  if (transport_) transport_->StatusChanged();
 }
 
 void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {

@@ -27,6 +27,8 @@ class Sensor {
   // Starts everything; on error what was started is stopped again. The environment preflight
   // (root, BTF, tracefs, bpffs) must have passed.
   Status Start();
+  // Sends the current status (probes, counters) to the aggregator, so its Status API is current.
+  void RefreshStatus();
   // Detaches every probe, then flushes what is buffered to the aggregator until `deadline`.
   void Stop(std::chrono::steady_clock::time_point deadline);
 
