@@ -130,6 +130,11 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // A sensor batch of a few thousand events is well below this; the default 4 MiB is tight.
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // Sensors ping an idle stream every 20 s (their keepalive) to notice a dead aggregator; gRPC's
+  // server default answers pings more often than every 5 minutes with GOAWAY "too_many_pings",
+  // which would disconnect every quiet sensor.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.RegisterService(a->sensor_service_.get());
   builder.RegisterService(a->observer_service_.get());
   a->grpc_ = builder.BuildAndStart();

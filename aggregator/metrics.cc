@@ -41,8 +41,6 @@ Metrics::Metrics()
 
 void Metrics::Ingested(const std::string& source, uint64_t records) {
   ingested_.Add({{"source", source}}).Increment(static_cast<double>(records));
-  std::lock_guard lock(mu_);
-  ingested_by_source_[source] += records;
 }
 
 void Metrics::Deduplicated(const std::string& source, uint64_t records) {
@@ -82,11 +80,6 @@ void Metrics::SetProbes(const std::string& host, const v1::SensorStatus& status)
 std::map<std::string, uint64_t> Metrics::DroppedByReason() const {
   std::lock_guard lock(mu_);
   return dropped_by_reason_;
-}
-
-std::map<std::string, uint64_t> Metrics::IngestedBySource() const {
-  std::lock_guard lock(mu_);
-  return ingested_by_source_;
 }
 
 }  // namespace nodescope::aggregator

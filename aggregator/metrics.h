@@ -41,7 +41,6 @@ class Metrics {
   void SetProbes(const std::string& host, const v1::SensorStatus& status);
 
   std::map<std::string, uint64_t> DroppedByReason() const;
-  std::map<std::string, uint64_t> IngestedBySource() const;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -56,7 +55,6 @@ class Metrics {
 
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> dropped_by_reason_;
-  std::map<std::string, uint64_t> ingested_by_source_;
   std::map<std::string, std::vector<prometheus::Gauge*>> probes_by_host_;
 };
 

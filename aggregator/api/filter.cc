@@ -193,6 +193,18 @@ bool Query::WantsSource(std::string_view source) const {
   return sources_.empty() || std::find(sources_.begin(), sources_.end(), source) != sources_.end();
 }
 
+bool Query::Matches(const RecordBatch& batch, size_t i) const {
+  if (match_all_) return true;
+  if (!WantsSource(batch.source(i))) return false;
+  const int64_t time = batch.time(i);
+  if (since_ != 0 && time < since_) return false;
+  if (until_ != 0 && time > until_) return false;
+  if (allow_.empty() && deny_.empty()) return true;
+  const v1::Record& record = batch[i];
+  if (!allow_.empty() && !AnyHolds(allow_, record)) return false;
+  return deny_.empty() || !AnyHolds(deny_, record);
+}
+
 bool Query::Matches(const v1::Record& record) const {
   if (match_all_) return true;
   if (!WantsSource(record.source())) return false;

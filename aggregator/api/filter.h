@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregator/record_batch.h"
 #include "common/status.h"
 #include "nodescope/v1/observer.pb.h"
 
@@ -34,6 +35,8 @@ class Query {
   bool WantsSource(std::string_view source) const;
   // Source, time window, allow and deny.
   bool Matches(const v1::Record& record) const;
+  // The same for record i of a batch, parsing records only when allow/deny need their tags.
+  bool Matches(const RecordBatch& batch, size_t i) const;
   // True when every record matches: nothing to evaluate per record.
   bool MatchesAll() const { return match_all_; }
 

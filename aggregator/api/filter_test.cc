@@ -189,6 +189,32 @@ TEST(Query, TimeWindow) {
   EXPECT_FALSE(q.Matches(Flow("10.0.0.1", "80", "curl", 201)));
 }
 
+TEST(Query, BatchAndRecordFormsAgree) {
+  std::vector<v1::Record> records = {Flow("10.0.0.1", "80", "curl", 50),
+                                     Flow("10.0.0.1", "443", "nginx", 150),
+                                     Flow("fd00::1", "22", "sshd", 250)};
+  records[2].set_source("other");
+  auto batch = MakeBatch(records);
+  std::vector<v1::SubscribeRequest> requests(5);
+  requests[1].add_sources("netflow");
+  requests[2].set_since_unix_nano(100);
+  requests[2].set_until_unix_nano(200);
+  AddFilter(requests[3].mutable_allow(), {InCidr("src_ip", "10.0.0.0/8")});
+  AddFilter(requests[4].mutable_deny(), {Prefix("process_name", "ng")});
+  std::vector<std::vector<bool>> expected = {{true, true, true},
+                                             {true, true, false},
+                                             {false, true, false},
+                                             {true, true, false},
+                                             {true, false, true}};
+  for (size_t q = 0; q < requests.size(); ++q) {
+    Query query = MustCompile(requests[q]);
+    for (size_t i = 0; i < records.size(); ++i) {
+      EXPECT_EQ(query.Matches(*batch, i), expected[q][i]) << "request " << q << " record " << i;
+      EXPECT_EQ(query.Matches(records[i]), expected[q][i]) << "request " << q << " record " << i;
+    }
+  }
+}
+
 TEST(Query, BadRequestsNameTheBadPart) {
   auto error = [](const v1::SubscribeRequest& req) {
     auto q = Query::Compile(req);

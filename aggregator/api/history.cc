@@ -29,7 +29,7 @@ void HistoryRing::Evict(size_t count) {
     const uint32_t stop =
         front.begin + static_cast<uint32_t>(std::min<size_t>(count, front.end - front.begin));
     for (uint32_t i = front.begin; i < stop; ++i) {
-      max_evicted_time_ = std::max(max_evicted_time_, (*front.batch)[i].time_unix_nano());
+      max_evicted_time_ = std::max(max_evicted_time_, front.batch->time(i));
       if (++evicted_so_far == next_checkpoint_) {
         checkpoints_.emplace_back(max_evicted_time_, evicted_so_far);
         next_checkpoint_ += stride_;

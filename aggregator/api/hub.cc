@@ -13,7 +13,7 @@ void Subscription::Offer(const RecordBatchPtr& batch, Metrics* metrics) {
   LiveItem item{batch, query_.MatchesAll(), {}};
   if (!item.all) {
     for (uint32_t i = 0; i < batch->size(); ++i) {
-      if (query_.Matches((*batch)[i])) item.indices.push_back(i);
+      if (query_.Matches(*batch, i)) item.indices.push_back(i);
     }
   }
   const size_t matched = item.size();
@@ -30,7 +30,7 @@ void Subscription::Offer(const RecordBatchPtr& batch, Metrics* metrics) {
         for (uint32_t i = 0; i < batch->size(); ++i) item.indices[i] = i;
         item.all = false;
       }
-      for (size_t i = room; i < matched; ++i) ++dropped[(*batch)[item.indices[i]].source()];
+      for (size_t i = room; i < matched; ++i) ++dropped[batch->source(item.indices[i])];
       for (const auto& [source, n] : dropped) lost_[source] += n;
       item.indices.resize(room);
     }
@@ -79,11 +79,10 @@ HistoryRing& Hub::RingFor(const std::string& source) {
 void Hub::Publish(const RecordBatchPtr& batch) {
   std::lock_guard lock(mu_);
   // Batches hold one source almost always: one ring entry per run of a source.
-  const auto records = batch->records();
-  for (size_t begin = 0; begin < records.size();) {
-    const std::string& source = records[begin]->source();
+  for (size_t begin = 0; begin < batch->size();) {
+    const std::string& source = batch->source(begin);
     size_t end = begin + 1;
-    while (end < records.size() && records[end]->source() == source) ++end;
+    while (end < batch->size() && batch->source(end) == source) ++end;
     RingFor(source).Append(batch, static_cast<uint32_t>(begin), static_cast<uint32_t>(end));
     begin = end;
   }
@@ -95,7 +94,7 @@ void Hub::SelectHistory(const HistoryRing& ring, const std::string& source, cons
   if (last == 0 && query.since() == 0) return;
   uint64_t taken = 0;
   auto take = [&](const RecordBatchPtr& batch, uint32_t i) {
-    if (query.Matches((*batch)[i])) {
+    if (query.Matches(*batch, i)) {
       out->history_.push_back(RecordRef{batch, i});
       ++taken;
     }
@@ -136,9 +135,7 @@ std::unique_ptr<Subscription> Hub::Subscribe(const Query& query, uint64_t last, 
   }
   if (!subscription->registered_) subscription->Close();
   std::stable_sort(subscription->history_.begin(), subscription->history_.end(),
-                   [](const RecordRef& a, const RecordRef& b) {
-                     return a.record().time_unix_nano() < b.record().time_unix_nano();
-                   });
+                   [](const RecordRef& a, const RecordRef& b) { return a.time() < b.time(); });
   return subscription;
 }
 

@@ -23,7 +23,7 @@ void AppendLostEvents(const v1::LostEvents& lost, std::string* out) {
   out->append(bytes);
 }
 
-// Collects record frames (RecordBatch::Seal) into SubscribeResponses and writes them.
+// Collects record frames (RecordBatch::Frame) into SubscribeResponses and writes them.
 class ResponseWriter {
  public:
   ResponseWriter(grpc::ServerWriter<WireResponse>* writer, const ObserverOptions& options)

@@ -2,9 +2,9 @@
 // Status (sensors, sources, subscribers, drops).
 //
 // Registered by hand rather than through the generated ObserverService::Service so that
-// Subscribe can write responses that are already in wire form: the records were serialized once
-// at ingest (RecordBatch::Seal) and a response is their frames concatenated. The wire format is
-// exactly SubscribeResponse; clients use the generated stub.
+// Subscribe can write responses that are already in wire form: records are written once, at
+// ingest, as SubscribeResponse `records` entries (RecordWriter) and a response is these frames
+// concatenated. The wire format is exactly SubscribeResponse; clients use the generated stub.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -49,8 +49,6 @@ class ObserverService final : public grpc::Service {
                          grpc::ServerWriter<WireResponse>* writer);
   grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
                       v1::StatusResponse* response);
-
-  int64_t subscribers() const { return active_.load(); }
 
  private:
   const ObserverOptions options_;

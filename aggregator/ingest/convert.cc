@@ -1,7 +1,5 @@
 #include "aggregator/ingest/convert.h"
 
-#include "common/records/record.h"
-
 namespace nodescope::aggregator::ingest {
 
 namespace {
@@ -32,17 +30,17 @@ std::string_view ProcessEventName(v1::ProcessEvent::Kind kind) {
 }
 
 void AppendExtraTags(const google::protobuf::RepeatedPtrField<v1::Tag>& extra_tags,
-                     records::RecordBuilder* builder) {
+                     RecordWriter* writer) {
   for (const v1::Tag& extra : extra_tags) {
-    if (!builder->HasTag(extra.key())) builder->Tag(extra.key(), extra.value());
+    if (!writer->HasTag(extra.key())) writer->Tag(extra.key(), extra.value());
   }
 }
 
 bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
-                    const BatchContext& context, v1::Record* record) {
+                    const BatchContext& context, RecordBatch* out) {
   std::string_view name = ProcessEventName(event.kind());
   if (name.empty()) return false;
-  records::RecordBuilder b(record, kProcessSource, time_unix_nano, context.node);
+  RecordWriter b(out, kProcessSource, time_unix_nano, context.node);
   b.Tag("host", context.node);
   b.Tag("pid", uint64_t{event.pid()});
   b.Tag("ppid", uint64_t{event.ppid()});
@@ -64,14 +62,8 @@ bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
 
 bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBatch* out) {
   switch (event.payload_case()) {
-    case v1::Event::kProcess: {
-      v1::Record* record = out->Add();
-      if (!ConvertProcess(event.process(), event.time_unix_nano(), context, record)) {
-        out->RemoveLast();
-        return false;
-      }
-      return true;
-    }
+    case v1::Event::kProcess:
+      return ConvertProcess(event.process(), event.time_unix_nano(), context, out);
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }

@@ -8,7 +8,6 @@
 #include <string_view>
 
 #include "aggregator/record_batch.h"
-#include "common/records/record.h"
 #include "nodescope/v1/events.pb.h"
 #include "nodescope/v1/records.pb.h"
 
@@ -27,10 +26,10 @@ std::string_view SourceOf(const v1::Event& event);
 // Appends the record(s) of `event` to `out`. False when the event is not understood.
 bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBatch* out);
 
-// Fills `record` (overwriting what it held) from a process lifecycle event. False when the kind
-// is unspecified.
+// Appends the record of a process lifecycle event. False (nothing appended) when the kind is
+// unspecified.
 bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
-                    const BatchContext& context, v1::Record* record);
+                    const BatchContext& context, RecordBatch* out);
 
 // "exec", "fork", "exit"; "" for KIND_UNSPECIFIED.
 std::string_view ProcessEventName(v1::ProcessEvent::Kind kind);
@@ -38,6 +37,6 @@ std::string_view ProcessEventName(v1::ProcessEvent::Kind kind);
 // Appends the sensor's configured tags except those the record already has: a configured tag
 // never overrides host or a tag the event itself carries.
 void AppendExtraTags(const google::protobuf::RepeatedPtrField<v1::Tag>& extra_tags,
-                     records::RecordBuilder* builder);
+                     RecordWriter* writer);
 
 }  // namespace nodescope::aggregator::ingest

@@ -142,7 +142,7 @@ TEST(ConvertProcess, ExtraTagsFollowAndNeverOverride) {
 }
 
 TEST(ConvertProcess, RecycledRecordsAreRewrittenWhole) {
-  RecordBatchPool pool(1);
+  RecordBatchPool pool(10);
   Fixture with_tags;
   v1::Tag* t = with_tags.extra.Add();
   t->set_key("cluster");
@@ -155,7 +155,7 @@ TEST(ConvertProcess, RecycledRecordsAreRewrittenWhole) {
     exit.mutable_process()->set_signal(9);
     ASSERT_TRUE(ConvertEvent(exit, with_tags.context(), batch.get()));
     ASSERT_EQ(batch->size(), 1u);
-    EXPECT_EQ(batch->records()[0]->fields_size(), 5);
+    EXPECT_EQ((*batch)[0].fields_size(), 5);
   }
   std::shared_ptr<RecordBatch> again = pool.Get();
   ASSERT_EQ(again.get(), first_address);  // the same batch, back from the pool

@@ -42,9 +42,9 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
 
   // Counted per source run: a batch holds one source almost always.
   for (size_t i = 0; i < records->size();) {
-    const std::string& source = (*records)[i].source();
+    const std::string& source = records->source(i);
     size_t j = i;
-    while (j < records->size() && (*records)[j].source() == source) ++j;
+    while (j < records->size() && records->source(j) == source) ++j;
     metrics_->Ingested(source, j - i);
     i = j;
   }
@@ -55,7 +55,6 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
         process_events[kind]);
   }
 
-  records->Seal();
   const size_t count = records->size();
   RecordBatchPtr shared = std::move(records);
   if (count > 0) {

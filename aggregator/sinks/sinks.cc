@@ -53,13 +53,13 @@ SinkSet::SinkSet(std::vector<std::unique_ptr<RecordSink>> sinks, Metrics* metric
 }
 
 void SinkSet::Write(const RecordBatch& batch) {
-  if (batch.empty()) return;
+  if (batch.empty() || sinks_.empty()) return;
   for (auto& entry : sinks_) {
     std::lock_guard lock(entry->mu);
     Status s = entry->sink->Write(batch.records());
     if (s.ok()) continue;
     std::map<std::string, uint64_t> by_source;
-    for (const v1::Record* r : batch.records()) ++by_source[r->source()];
+    for (size_t i = 0; i < batch.size(); ++i) ++by_source[batch.source(i)];
     for (const auto& [source, n] : by_source) metrics_->Dropped(source, kDropSinkError, n);
     ++entry->errors_since_log;
     const int64_t now = NowUnixNano();

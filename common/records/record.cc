@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -36,88 +35,6 @@ void AddField(v1::Record* record, std::string_view key, std::string_view value) 
   v1::Field* field = record->add_fields();
   field->set_key(key.data(), key.size());
   field->set_string_value(value.data(), value.size());
-}
-
-namespace {
-
-// A recycled record mostly gets the same keys, source and host again: comparing is cheaper than
-// going through the mutable accessor and copying.
-template <typename SetFn>
-void SetIfDifferent(const std::string& current, std::string_view wanted, SetFn&& set) {
-  if (current.size() != wanted.size() ||
-      std::memcmp(current.data(), wanted.data(), wanted.size()) != 0) {
-    set()->assign(wanted.data(), wanted.size());
-  }
-}
-
-}  // namespace
-
-RecordBuilder::RecordBuilder(v1::Record* record, std::string_view source, int64_t time_unix_nano,
-                             std::string_view host)
-    : record_(record) {
-  SetIfDifferent(record_->source(), source, [&] { return record_->mutable_source(); });
-  record_->set_time_unix_nano(time_unix_nano);
-  SetIfDifferent(record_->host(), host, [&] { return record_->mutable_host(); });
-}
-
-RecordBuilder::~RecordBuilder() {
-  // RemoveLast keeps the removed elements for the next Add.
-  while (record_->tags_size() > tags_) record_->mutable_tags()->RemoveLast();
-  while (record_->fields_size() > fields_) record_->mutable_fields()->RemoveLast();
-}
-
-v1::Tag* RecordBuilder::NextTag() {
-  return tags_ < record_->tags_size() ? record_->mutable_tags(tags_++)
-                                      : (++tags_, record_->add_tags());
-}
-
-v1::Field* RecordBuilder::NextField() {
-  return fields_ < record_->fields_size() ? record_->mutable_fields(fields_++)
-                                          : (++fields_, record_->add_fields());
-}
-
-void RecordBuilder::Tag(std::string_view key, std::string_view value) {
-  v1::Tag* tag = NextTag();
-  SetIfDifferent(tag->key(), key, [&] { return tag->mutable_key(); });
-  tag->mutable_value()->assign(value.data(), value.size());
-}
-
-void RecordBuilder::Tag(std::string_view key, uint64_t value) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof(buf), value);
-  Tag(key, std::string_view(buf, res.ptr - buf));
-}
-
-// set_*_value keeps the existing string when the slot already holds one of the same kind.
-void RecordBuilder::Field(std::string_view key, std::string_view value) {
-  v1::Field* field = NextField();
-  SetIfDifferent(field->key(), key, [&] { return field->mutable_key(); });
-  field->set_string_value(value.data(), value.size());
-}
-
-void RecordBuilder::Field(std::string_view key, int64_t value) {
-  v1::Field* field = NextField();
-  SetIfDifferent(field->key(), key, [&] { return field->mutable_key(); });
-  field->set_int_value(value);
-}
-
-void RecordBuilder::Field(std::string_view key, double value) {
-  v1::Field* field = NextField();
-  SetIfDifferent(field->key(), key, [&] { return field->mutable_key(); });
-  field->set_float_value(value);
-}
-
-void RecordBuilder::Field(std::string_view key, bool value) {
-  v1::Field* field = NextField();
-  SetIfDifferent(field->key(), key, [&] { return field->mutable_key(); });
-  field->set_bool_value(value);
-}
-
-bool RecordBuilder::HasTag(std::string_view key) const {
-  for (int i = 0; i < tags_; ++i) {
-    if (record_->tags(i).key() == key) return true;
-  }
-  return false;
 }
 
 const std::string* FindTag(const v1::Record& record, std::string_view key) {
@@ -155,6 +72,38 @@ size_t Utf8SequenceLength(const unsigned char* s, size_t n) {
   if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
   return 0;
 }
+
+}  // namespace
+
+std::string_view ValidUtf8(std::string_view text, std::string* scratch) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    if (s[i] < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = Utf8SequenceLength(s + i, n - i);
+    if (len == 0) break;
+    i += len;
+  }
+  if (i == n) return text;
+  scratch->assign(text.substr(0, i));
+  while (i < n) {
+    size_t len = s[i] < 0x80 ? 1 : Utf8SequenceLength(s + i, n - i);
+    if (len == 0) {
+      scratch->append(kReplacement);
+      ++i;
+    } else {
+      scratch->append(text.substr(i, len));
+      i += len;
+    }
+  }
+  return *scratch;
+}
+
+namespace {
 
 void AppendEscaped(std::string_view text, std::string* out) {
   out->push_back('"');

@@ -131,37 +131,31 @@ TEST(RecordBuilders, FindTagAndField) {
   EXPECT_EQ(FindField(r, "nope"), nullptr);
 }
 
-TEST(RecordBuilder, OverwritesAReusedRecordCompletely) {
-  v1::Record r = ProcessRecord();  // 3 tags, 5 fields of mixed kinds
-  {
-    RecordBuilder b(&r, "netflow", 7, "node-2");
-    b.Tag("src_ip", "10.0.0.1");
-    b.Tag("dst_port", uint64_t{443});
-    b.Field("bytes_read", int64_t{100});  // was a string slot
-    b.Field("method", "GET");             // was an int slot
-    EXPECT_TRUE(b.HasTag("dst_port"));
-    EXPECT_FALSE(b.HasTag("pid"));  // only what this builder wrote counts
+}  // namespace
+}  // namespace nodescope::records
+
+namespace nodescope::records {
+namespace {
+
+TEST(ValidUtf8, ValidTextIsReturnedAsIs) {
+  std::string scratch;
+  for (std::string_view text : {std::string_view(""), std::string_view("/usr/bin/ls"),
+                                std::string_view("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80")}) {
+    std::string_view out = ValidUtf8(text, &scratch);
+    EXPECT_EQ(out.data(), text.data()) << "no copy for valid text";
+    EXPECT_EQ(out, text);
   }
-  EXPECT_EQ(ToJsonLine(r),
-            R"({"source":"netflow","time":7,"host":"node-2","tags":{"src_ip":"10.0.0.1",)"
-            R"("dst_port":"443"},"fields":{"bytes_read":100,"method":"GET"}})"
-            "\n");
-  {
-    RecordBuilder b(&r, "process", 8, "node-3");  // grows again
-    b.Tag("a", "1");
-    b.Tag("b", "2");
-    b.Tag("c", "3");
-    b.Field("f", 0.5);
-    b.Field("g", true);
-    b.Field("h", "x");
-  }
-  EXPECT_EQ(ToJsonLine(r),
-            R"({"source":"process","time":8,"host":"node-3","tags":{"a":"1","b":"2","c":"3"},)"
-            R"("fields":{"f":0.5,"g":true,"h":"x"}})"
-            "\n");
-  { RecordBuilder b(&r, "empty", 0, ""); }
-  EXPECT_EQ(ToJsonLine(r), R"({"source":"empty","time":0,"host":"","tags":{},"fields":{}})"
-                           "\n");
+}
+
+TEST(ValidUtf8, EachInvalidByteBecomesOneReplacement) {
+  std::string scratch;
+  EXPECT_EQ(ValidUtf8("/tmp/\xff\xfe-bad", &scratch), "/tmp/\xEF\xBF\xBD\xEF\xBF\xBD-bad");
+  // A truncated sequence at the end, an overlong form, a surrogate: all invalid.
+  EXPECT_EQ(ValidUtf8("a\xC3", &scratch), "a\xEF\xBF\xBD");
+  EXPECT_EQ(ValidUtf8("\xC0\xAF", &scratch), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(ValidUtf8("\xED\xA0\x80", &scratch), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  // Valid sequences after an invalid byte are kept.
+  EXPECT_EQ(ValidUtf8("\xff\xC3\xA9", &scratch), "\xEF\xBF\xBD\xC3\xA9");
 }
 
 }  // namespace

@@ -197,6 +197,24 @@ TEST_F(Pipeline, ProcessRecordsReachSubscribersAndPrometheus) {
       << sensor_metrics;
 }
 
+// Linux file names are bytes, not UTF-8: such a name must reach subscribers (made valid UTF-8)
+// and must not stall the stream for the records after it.
+TEST_F(Pipeline, NonUtf8FileNameDoesNotStallTheStream) {
+  const std::string bad = dir_.File("ns-\xff\xfe-bad");
+  std::filesystem::copy_file("/bin/true", bad);
+  int code = -1;
+  pid_t bad_pid = RunChild({bad}, &code);
+  ASSERT_EQ(code, 0);
+  pid_t after_pid = RunChild({"/bin/true"}, &code);
+  ASSERT_TRUE(WaitFor([&] { return Find(Observe(), "exit", after_pid) != nullptr; }, 20s))
+      << "records after the bad name never arrived\n" << sensor_->Log() << aggregator_->Log();
+  auto records = Observe();
+  const json* exec = Find(records, "exec", bad_pid);
+  ASSERT_NE(exec, nullptr);
+  // Each invalid byte became U+FFFD; the valid rest is unchanged.
+  EXPECT_EQ((*exec)["fields"]["filename"], dir_.File("ns-\xEF\xBF\xBD\xEF\xBF\xBD-bad"));
+}
+
 // Debian's Prometheus server scrapes both daemons; the process counters are queryable through
 // its API with the values /metrics shows, so the exposition is what a real scraper accepts.
 TEST_F(Pipeline, PrometheusServerScrapesAggregatorAndSensor) {
