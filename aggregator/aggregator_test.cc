@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "common/testing/temp_dir.h"
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -21,18 +23,7 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/nodescope-agg-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using nodescope::test::TempDir;
 
 std::pair<int, std::string> HttpGet(uint16_t port, const std::string& target) {
   boost::asio::io_context ioc;

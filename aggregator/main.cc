@@ -7,12 +7,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 
 #include "aggregator/aggregator.h"
 #include "common/config.h"
+#include "common/daemon.h"
 
 namespace {
 
@@ -26,34 +26,14 @@ int Run(int argc, char** argv) {
   using nodescope::aggregator::Aggregator;
   using nodescope::aggregator::Options;
 
-  std::string config_path;
-  bool print_config = false;
-  CLI::App app("nodescope-aggregator: ingests sensor streams, serves subscribers and metrics");
-  app.add_option("--config", config_path, "YAML configuration file (absent: all defaults)");
-  app.add_flag("--print-config", print_config, "print the effective configuration and exit");
-  app.set_version_flag("--version", NODESCOPE_VERSION);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "nodescope-aggregator: %s (see --help)\n", e.what());
-    return 2;
-  }
-
   Options options;
   nodescope::config::Schema schema("nodescope-aggregator");
   nodescope::aggregator::RegisterOptions(&schema, &options);
-  nodescope::Status s;
-  if (!config_path.empty()) s = schema.LoadFile(config_path);
-  if (s.ok()) s = schema.LoadEnv([](const char* name) { return std::getenv(name); });
-  if (s.ok()) s = nodescope::aggregator::ValidateOptions(options);
-  if (!s.ok()) {
-    std::fprintf(stderr, "nodescope-aggregator: %s\n", s.message().c_str());
-    return 2;
-  }
-  if (print_config) {
-    std::fputs(schema.Print().c_str(), stdout);
-    return 0;
+  if (auto code = nodescope::daemon::LoadConfig(
+          argc, argv, "nodescope-aggregator",
+          "ingests sensor streams, serves subscribers and metrics", &schema,
+          [&] { return nodescope::aggregator::ValidateOptions(options); })) {
+    return *code;
   }
 
   auto logger = spdlog::stderr_color_mt("aggregator");

@@ -6,11 +6,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 
+#include "common/daemon.h"
 #include "sensor/bpf/environment.h"
 #include "sensor/config.h"
 #include "sensor/sensor.h"
@@ -27,30 +26,12 @@ int Fail(int code, const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace nodescope;
-  CLI::App app("nodescope-sensor: eBPF probes of this node, streamed to the aggregator");
-  std::string config_path;
-  bool print_config = false;
-  app.add_option("--config", config_path, "YAML configuration file (empty file: all defaults)");
-  app.add_flag("--print-config", print_config, "print the effective configuration and exit");
-  app.set_version_flag("--version", NODESCOPE_VERSION);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    return Fail(2, std::string(e.what()) + " (see --help)");
-  }
-
   sensor::SensorConfig config;
   config::Schema schema = sensor::BuildSchema(&config);
-  if (!config_path.empty()) {
-    Status loaded = schema.LoadFile(config_path);
-    if (!loaded.ok()) return Fail(2, loaded.message());
-  }
-  Status env = schema.LoadEnv([](const char* name) { return std::getenv(name); });
-  if (!env.ok()) return Fail(2, env.message());
-  if (print_config) {
-    std::cout << schema.Print();
-    return 0;
+  if (auto code = daemon::LoadConfig(argc, argv, "nodescope-sensor",
+                                     "eBPF probes of this node, streamed to the aggregator",
+                                     &schema)) {
+    return *code;
   }
 
   Status ready = sensor::bpf::PrepareEnvironment();

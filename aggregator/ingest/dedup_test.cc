@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include "common/testing/temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,18 +23,7 @@ int64_t Now() {
       .count();
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/nodescope-dedup-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using nodescope::test::TempDir;
 
 uint64_t ReadSeqFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,6 +1,8 @@
 #include "aggregator/sinks/jsonl.h"
 
 #include <gtest/gtest.h>
+
+#include "common/testing/temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,18 +16,7 @@
 namespace nodescope::aggregator::sinks {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/nodescope-jsonl-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using nodescope::test::TempDir;
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);

@@ -98,8 +98,8 @@ int BPF_PROG(tp_btf__fork, struct task_struct *parent, struct task_struct *child
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(tp_btf__exit, struct task_struct *p)
+/* Both strategies' exit hooks: the exiting task is the current one. */
+static __always_inline int emit_exit(struct task_struct *p)
 {
 	struct ns_process_event *e;
 
@@ -112,6 +112,12 @@ int BPF_PROG(tp_btf__exit, struct task_struct *p)
 	e->exit_code = BPF_CORE_READ(p, exit_code);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tp_btf__exit, struct task_struct *p)
+{
+	return emit_exit(p);
 }
 
 /* ---- strategy tracepoint ---- */
@@ -199,18 +205,5 @@ int tracepoint__fork(struct trace_event_raw_sched_process_fork *ctx)
 SEC("tracepoint/sched/sched_process_exit")
 int tracepoint__exit(void *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct task_struct *task;
-	struct ns_process_event *e;
-
-	if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32))
-		return 0; /* a thread other than the leader; the process lives on */
-	e = reserve();
-	if (!e)
-		return 0;
-	task = (struct task_struct *)bpf_get_current_task();
-	fill_task(e, task, NS_PROCESS_EXIT, bpf_get_current_cgroup_id());
-	e->exit_code = BPF_CORE_READ(task, exit_code);
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return emit_exit((struct task_struct *)bpf_get_current_task());
 }

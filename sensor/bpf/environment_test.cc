@@ -1,3 +1,4 @@
+#include "common/testing/temp_dir.h"
 #include "sensor/bpf/environment.h"
 
 #include <gtest/gtest.h>
@@ -63,18 +64,7 @@ TEST(CheckBtf, MissingBtfSaysWhichKernelOption) {
   EXPECT_TRUE(CheckBtf("/sys/kernel/btf/vmlinux").ok());  // this machine has BTF
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/ns_env_test_XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using nodescope::test::TempDir;
 
 TEST(EnsureMounted, AlreadyMountedIsLeftAlone) {
   TempDir dir;

@@ -1,3 +1,4 @@
+#include "common/testing/temp_dir.h"
 #include "sensor/proc/process_cache.h"
 
 #include <gtest/gtest.h>
@@ -28,8 +29,7 @@ uint64_t Inode(const std::string& path) {
 class FakeHost : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/ns_proc_test_XXXXXX";
-    root_ = mkdtemp(pattern);
+    root_ = dir_.path();
     fs::create_directories(root_ + "/etc");
     fs::create_directories(root_ + "/cgroup2/kubepods/pod1");
     std::ofstream(root_ + "/etc/passwd") << "root:x:0:0::/:\nalice:x:1000:1000::/:\n";
@@ -53,7 +53,7 @@ class FakeHost : public ::testing::Test {
     fs::create_directories(root_ + "/proc/self");
     fs::create_directories(root_ + "/proc/sys");
   }
-  void TearDown() override { fs::remove_all(root_); }
+  nodescope::test::TempDir dir_;
 
   void WriteProcess(uint32_t pid, const std::string& stat, const std::string& status,
                     const std::string& cgroup, const std::string& exe) {

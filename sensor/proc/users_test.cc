@@ -1,3 +1,4 @@
+#include "common/testing/temp_dir.h"
 #include "sensor/proc/users.h"
 
 #include <gtest/gtest.h>
@@ -32,22 +33,17 @@ TEST(ParsePasswd, Lines) {
 
 class TempRoot {
  public:
-  TempRoot() {
-    char pattern[] = "/tmp/ns_users_test_XXXXXX";
-    path_ = mkdtemp(pattern);
-    mkdir((path_ + "/etc").c_str(), 0755);
-  }
-  ~TempRoot() { std::system(("rm -rf " + path_).c_str()); }
+  TempRoot() { mkdir((dir_.path() + "/etc").c_str(), 0755); }
   void WritePasswd(const std::string& text, time_t mtime_sec) {
-    std::string file = path_ + "/etc/passwd";
+    std::string file = dir_.File("etc/passwd");
     std::ofstream(file) << text;
     timeval times[2] = {{mtime_sec, 0}, {mtime_sec, 0}};
     utimes(file.c_str(), times);
   }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return dir_.path(); }
 
  private:
-  std::string path_;
+  nodescope::test::TempDir dir_;
 };
 
 TEST(UserResolver, HostRootPasswd) {

@@ -5,7 +5,7 @@
 
 #include "tests/integration/harness.h"
 
-namespace nodescope::testing {
+namespace nodescope::test {
 namespace {
 
 struct Case {
@@ -82,4 +82,4 @@ TEST(Preflight, SensorWithoutRootSaysWhatIsMissing) {
 }
 
 }  // namespace
-}  // namespace nodescope::testing
+}  // namespace nodescope::test

@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
-namespace nodescope::testing {
+namespace nodescope::test {
 
 std::string BinDir() {
   if (const char* dir = std::getenv("NODESCOPE_BIN_DIR")) return dir;
@@ -200,21 +200,6 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
   return done();
 }
 
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/nodescope-test-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-void TempDir::Write(const std::string& name, const std::string& text) const {
-  std::ofstream(File(name)) << text;
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -222,4 +207,4 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-}  // namespace nodescope::testing
+}  // namespace nodescope::test

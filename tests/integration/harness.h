@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace nodescope::testing {
+#include "common/testing/temp_dir.h"
+
+namespace nodescope::test {
 
 // The directory holding nodescope-sensor, nodescope-aggregator and nodescope.
 std::string BinDir();
@@ -60,19 +62,6 @@ double MetricValue(const std::string& exposition, const std::string& series);
 // Polls `done` every 50 ms until it is true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
-// A fresh directory under /tmp, removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-  void Write(const std::string& name, const std::string& text) const;
-
- private:
-  std::string path_;
-};
-
 std::string ReadFile(const std::string& path);
 
-}  // namespace nodescope::testing
+}  // namespace nodescope::test

@@ -16,7 +16,7 @@
 
 #include "tests/integration/harness.h"
 
-namespace nodescope::testing {
+namespace nodescope::test {
 namespace {
 
 using json = nlohmann::json;
@@ -312,4 +312,4 @@ TEST_F(Pipeline, AggregatorRestartLosesAndDuplicatesNothing) {
 }
 
 }  // namespace
-}  // namespace nodescope::testing
+}  // namespace nodescope::test

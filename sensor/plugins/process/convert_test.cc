@@ -1,3 +1,4 @@
+#include "common/testing/temp_dir.h"
 #include "sensor/plugins/process/convert.h"
 
 #include <gtest/gtest.h>
@@ -54,13 +55,12 @@ void SetFilename(ns_process_event& raw, std::string_view path) {
 class ConvertTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char pattern[] = "/tmp/ns_convert_test_XXXXXX";
-    root_ = mkdtemp(pattern);
+    root_ = dir_.path();
     std::filesystem::create_directories(root_ + "/etc");
     std::ofstream(root_ + "/etc/passwd") << "root:x:0:0::/:\nalice:x:1000:1000::/:\n";
     std::ofstream(root_ + "/mountinfo") << "";
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  nodescope::test::TempDir dir_;
 
   ProcessCache::Options Options() {
     ProcessCache::Options options;
