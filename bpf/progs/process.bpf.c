@@ -67,6 +67,19 @@ static __noinline int fill_task(struct ns_process_event *e, struct task_struct *
 	return 0;
 }
 
+/* Both strategies' fork hooks, once the child is known to be a new process. The tracepoint runs
+ * in the parent; CLONE_INTO_CGROUP may have placed the child elsewhere, so its own cgroup counts. */
+static __always_inline int emit_fork(struct task_struct *child)
+{
+	struct ns_process_event *e = reserve();
+
+	if (!e)
+		return 0;
+	fill_task(e, child, NS_PROCESS_FORK, ns_task_cgroup_id(child));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 /* ---- strategy tp_btf ---- */
 
 SEC("tp_btf/sched_process_exec")
@@ -85,17 +98,9 @@ int BPF_PROG(tp_btf__exec, struct task_struct *p, pid_t old_pid, struct linux_bi
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(tp_btf__fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct ns_process_event *e;
-
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* CLONE_THREAD: a thread, not a process */
-	e = reserve();
-	if (!e)
-		return 0;
-	/* The tracepoint runs in the parent; CLONE_INTO_CGROUP may have placed the child elsewhere. */
-	fill_task(e, child, NS_PROCESS_FORK, ns_task_cgroup_id(child));
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return emit_fork(child);
 }
 
 /* Both strategies' exit hooks: the exiting task is the current one. */
@@ -184,7 +189,6 @@ int tracepoint__fork(struct trace_event_raw_sched_process_fork *ctx)
 	struct task_struct *parent = (struct task_struct *)bpf_get_current_task();
 	pid_t child_pid = ctx->child_pid;
 	struct task_struct *child;
-	struct ns_process_event *e;
 
 	child = last_child(parent, child_pid);
 	if (!child)
@@ -194,12 +198,7 @@ int tracepoint__fork(struct trace_event_raw_sched_process_fork *ctx)
 			count(NS_PROCESS_CNT_FORK_UNRESOLVED);
 		return 0;
 	}
-	e = reserve();
-	if (!e)
-		return 0;
-	fill_task(e, child, NS_PROCESS_FORK, ns_task_cgroup_id(child));
-	bpf_ringbuf_submit(e, 0);
-	return 0;
+	return emit_fork(child);
 }
 
 SEC("tracepoint/sched/sched_process_exit")

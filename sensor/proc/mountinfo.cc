@@ -1,5 +1,7 @@
 #include "sensor/proc/mountinfo.h"
 
+#include "sensor/proc/procfs.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -23,19 +25,6 @@ std::string Unescape(std::string_view field) {
   return out;
 }
 
-std::vector<std::string_view> Fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  size_t pos = 0;
-  while (pos < line.size()) {
-    size_t start = line.find_first_not_of(' ', pos);
-    if (start == std::string_view::npos) break;
-    size_t end = line.find(' ', start);
-    if (end == std::string_view::npos) end = line.size();
-    fields.push_back(line.substr(start, end - start));
-    pos = end;
-  }
-  return fields;
-}
 
 }  // namespace
 
@@ -46,7 +35,7 @@ std::vector<Mount> ParseMountInfo(std::string_view text) {
     std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     // id parent major:minor root mount_point options [optional...] - fstype source super_options
-    std::vector<std::string_view> fields = Fields(line);
+    std::vector<std::string_view> fields = SplitSpaces(line);
     size_t dash = 6;
     while (dash < fields.size() && fields[dash] != "-") ++dash;
     if (fields.size() < 6 || dash + 2 >= fields.size()) continue;

@@ -20,6 +20,15 @@ std::optional<T> ParseNumber(std::string_view text) {
   return value;
 }
 
+
+int64_t NowNs(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
 std::vector<std::string_view> SplitSpaces(std::string_view text) {
   std::vector<std::string_view> fields;
   size_t pos = 0;
@@ -33,14 +42,6 @@ std::vector<std::string_view> SplitSpaces(std::string_view text) {
   }
   return fields;
 }
-
-int64_t NowNs(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
 
 std::optional<StatFields> ParseStat(std::string_view text) {
   size_t open = text.find('(');

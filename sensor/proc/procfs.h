@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -15,6 +16,9 @@ struct StatFields {
   uint32_t ppid = 0;
   uint64_t start_ticks = 0;  // field 22: clock ticks after boot (CLOCK_BOOTTIME)
 };
+
+// The words of `text`, split at spaces, tabs and newlines (empty words dropped).
+std::vector<std::string_view> SplitSpaces(std::string_view text);
 
 // /proc/<pid>/stat. comm may hold spaces and parentheses: it ends at the last ')'.
 std::optional<StatFields> ParseStat(std::string_view text);
