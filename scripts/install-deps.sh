@@ -21,7 +21,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers the integration tests drive
-  curl procps iproute2 util-linux prometheus
+  curl procps iproute2 util-linux nftables prometheus
 )
 
 missing=()

@@ -134,11 +134,15 @@ int FreePort() {
 }
 
 std::string HttpGet(int port, const std::string& path, int* status) {
+  return HttpGet("127.0.0.1", port, path, status);
+}
+
+std::string HttpGet(const std::string& ipv4, int port, const std::string& path, int* status) {
   if (status) *status = 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  inet_pton(AF_INET, ipv4.c_str(), &addr.sin_addr);
   addr.sin_port = htons(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);

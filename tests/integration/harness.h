@@ -55,6 +55,8 @@ int FreePort();
 
 // GET http://127.0.0.1:port/path; returns the body, or "" with status 0 on connection failure.
 std::string HttpGet(int port, const std::string& path, int* status = nullptr);
+std::string HttpGet(const std::string& ipv4, int port, const std::string& path,
+                    int* status = nullptr);
 
 // The value of one Prometheus series (`name{labels}` exactly as exposed), or -1 when absent.
 double MetricValue(const std::string& exposition, const std::string& series);
