@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -202,6 +203,25 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return done();
+}
+
+std::vector<std::string> CompleteLines(const std::string& path) {
+  std::string text = ReadFile(path);
+  text.erase(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::map<std::string, int> ExecCounts(const std::string& jsonl_path, const std::string& filename) {
+  std::map<std::string, int> seen;
+  for (const std::string& line : CompleteLines(jsonl_path)) {
+    auto r = nlohmann::json::parse(line);
+    if (r["fields"].value("event", "") == "exec" && r["fields"].value("filename", "") == filename)
+      ++seen[r["tags"]["pid"].get<std::string>()];
+  }
+  return seen;
 }
 
 std::string ReadFile(const std::string& path) {

@@ -66,4 +66,11 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeou
 
 std::string ReadFile(const std::string& path);
 
+// The complete lines of a file another process is appending to: a last line without its newline
+// is still being written and is left out.
+std::vector<std::string> CompleteLines(const std::string& path);
+
+// pid -> how many exec records of `filename` a jsonl sink file holds so far.
+std::map<std::string, int> ExecCounts(const std::string& jsonl_path, const std::string& filename);
+
 }  // namespace nodescope::test

@@ -124,16 +124,8 @@ TEST(LostAcks, BatchesCommittedButNeverAcknowledgedAreNotDuplicated) {
 
   const std::string marker = dir.File("ns-marker");
   std::filesystem::copy_file("/bin/true", marker);
-  auto committed = [&] {
-    std::map<std::string, int> seen;
-    std::istringstream lines(ReadFile(dir.File("records.jsonl")));
-    for (std::string line; std::getline(lines, line);) {
-      auto r = json::parse(line);
-      if (r["fields"].value("event", "") == "exec" && r["fields"].value("filename", "") == marker)
-        ++seen[r["tags"]["pid"].get<std::string>()];
-    }
-    return seen;
-  };
+  auto committed = [&] { return ExecCounts(dir.File("records.jsonl"), marker); };
+
 
   std::set<pid_t> pids;
   for (int i = 0; i < 50; ++i) pids.insert(RunChild(marker));

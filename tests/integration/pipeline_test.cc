@@ -286,16 +286,8 @@ TEST_F(Pipeline, AggregatorRestartLosesAndDuplicatesNothing) {
     ASSERT_EQ(code, 0);
     if (i % 50 == 0) std::this_thread::sleep_for(20ms);
   }
-  auto exec_lines = [&] {
-    std::map<std::string, int> seen;
-    std::istringstream lines(ReadFile(dir_.File("records.jsonl")));
-    for (std::string line; std::getline(lines, line);) {
-      auto r = json::parse(line);
-      if (r["fields"].value("event", "") == "exec" && r["fields"].value("filename", "") == marker)
-        ++seen[r["tags"]["pid"].get<std::string>()];
-    }
-    return seen;
-  };
+  auto exec_lines = [&] { return ExecCounts(dir_.File("records.jsonl"), marker); };
+
   ASSERT_TRUE(WaitFor([&] { return exec_lines().size() == pids.size(); }, 60s))
       << "arrived " << exec_lines().size() << " of " << pids.size();
   auto seen = exec_lines();
