@@ -1,4 +1,3 @@
-#include "common/testing/temp_dir.h"
 #include "sensor/proc/process_cache.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "sensor/proc/fake_root.h"
 #include "sensor/proc/procfs.h"
 
 namespace nodescope::sensor::proc {
@@ -29,10 +29,8 @@ uint64_t Inode(const std::string& path) {
 class FakeHost : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = dir_.path();
-    fs::create_directories(root_ + "/etc");
+    root_ = fake_.path();
     fs::create_directories(root_ + "/cgroup2/kubepods/pod1");
-    std::ofstream(root_ + "/etc/passwd") << "root:x:0:0::/:\nalice:x:1000:1000::/:\n";
     std::ofstream(root_ + "/mountinfo")
         << "23 1 0:21 / /sys rw - sysfs sysfs rw\n"
         << "41 31 0:38 / " << root_ << "/cgroup2 rw,relatime - cgroup2 cgroup2 rw\n";
@@ -53,7 +51,7 @@ class FakeHost : public ::testing::Test {
     fs::create_directories(root_ + "/proc/self");
     fs::create_directories(root_ + "/proc/sys");
   }
-  nodescope::test::TempDir dir_;
+  FakeRoot fake_;
 
   void WriteProcess(uint32_t pid, const std::string& stat, const std::string& status,
                     const std::string& cgroup, const std::string& exe) {
@@ -65,12 +63,7 @@ class FakeHost : public ::testing::Test {
     if (!exe.empty()) fs::create_symlink(exe, dir + "/exe");
   }
 
-  ProcessCache::Options Options() const {
-    ProcessCache::Options options;
-    options.proc_root = root_ + "/proc";
-    options.mountinfo = root_ + "/mountinfo";
-    return options;
-  }
+  ProcessCache::Options Options() const { return fake_.Options(); }
 
   std::string root_;
 };

@@ -1,12 +1,11 @@
-#include "common/testing/temp_dir.h"
 #include "sensor/plugins/process/convert.h"
+
+#include "sensor/proc/fake_root.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 namespace nodescope::sensor::process {
 namespace {
@@ -54,22 +53,10 @@ void SetFilename(ns_process_event& raw, std::string_view path) {
 
 class ConvertTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = dir_.path();
-    std::filesystem::create_directories(root_ + "/etc");
-    std::ofstream(root_ + "/etc/passwd") << "root:x:0:0::/:\nalice:x:1000:1000::/:\n";
-    std::ofstream(root_ + "/mountinfo") << "";
-  }
-  nodescope::test::TempDir dir_;
+  ProcessCache::Options Options() const { return fake_.Options(); }
 
-  ProcessCache::Options Options() {
-    ProcessCache::Options options;
-    options.proc_root = root_ + "/proc";
-    options.mountinfo = root_ + "/mountinfo";
-    return options;
-  }
-
-  std::string root_;
+  proc::FakeRoot fake_;
+  const std::string root_ = fake_.path();
 };
 
 TEST_F(ConvertTest, ForkExecExitSequence) {
