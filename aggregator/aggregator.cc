@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "aggregator/clock.h"
@@ -68,12 +69,23 @@ void RegisterOptions(config::Schema* schema, Options* o) {
                  "resent batches are not duplicated (empty: in memory only)");
   schema->Choice("log_level", &o->log_level, {"trace", "debug", "info", "warn", "error"},
                  "log level (stderr)");
+  schema->List("netflow_labels", &o->netflow_labels, kNetflowLabelNames,
+               "labels of the nodescope_netflow_* metrics (server_port: the listening side's "
+               "port)");
+  schema->Int("maximum_dimensions", &o->maximum_dimensions, 1, 1'000'000,
+              "netflow metric label sets per host; label sets beyond it share one series whose "
+              "labels but host are \"other\"");
 }
 
 Status ValidateOptions(const Options& options) {
   for (const std::string& spec : options.sinks) {
     Status s = sinks::CheckSinkSpec(spec);
     if (!s.ok()) return s.Prefixed("config: key 'sinks': ");
+  }
+  for (auto it = options.netflow_labels.begin(); it != options.netflow_labels.end(); ++it) {
+    if (std::find(options.netflow_labels.begin(), it, *it) != it) {
+      return Status::Error("config: key 'netflow_labels': \"" + *it + "\" is listed twice");
+    }
   }
   return Status::Ok();
 }
@@ -92,8 +104,11 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
   hub_options.history_size = static_cast<size_t>(options.history_size);
   hub_options.subscriber_queue_size = static_cast<size_t>(options.subscriber_queue_size);
   a->hub_ = std::make_unique<api::Hub>(hub_options, &a->metrics_);
-  a->ingestor_ = std::make_unique<ingest::Ingestor>(a->seqs_.get(), a->hub_.get(), a->sinks_.get(),
-                                                    &a->sensors_, &a->metrics_);
+  a->netflow_metrics_ = std::make_unique<NetflowMetrics>(
+      a->metrics_.registry(), options.netflow_labels, options.maximum_dimensions);
+  a->ingestor_ =
+      std::make_unique<ingest::Ingestor>(a->seqs_.get(), a->hub_.get(), a->sinks_.get(),
+                                         &a->sensors_, &a->metrics_, a->netflow_metrics_.get());
   a->sensor_service_ =
       std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
   api::ObserverOptions observer_options;

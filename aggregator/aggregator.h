@@ -20,6 +20,7 @@
 #include "aggregator/ingest/sensors.h"
 #include "aggregator/ingest/service.h"
 #include "aggregator/metrics.h"
+#include "aggregator/netflow_metrics.h"
 #include "aggregator/sinks/sinks.h"
 #include "common/config.h"
 #include "common/http/server.h"
@@ -35,10 +36,13 @@ struct Options {
   std::vector<std::string> sinks;
   std::string state_dir;
   std::string log_level = "info";
+  std::vector<std::string> netflow_labels = kDefaultNetflowLabels;
+  int64_t maximum_dimensions = kDefaultMaximumDimensions;
 };
 
 void RegisterOptions(config::Schema* schema, Options* options);
-// What the schema cannot check alone (each sinks entry). One line naming the key.
+// What the schema cannot check alone (each sinks entry, a netflow label listed twice). One line
+// naming the key.
 Status ValidateOptions(const Options& options);
 
 class Aggregator {
@@ -62,6 +66,7 @@ class Aggregator {
   void Housekeeping();
 
   Metrics metrics_;
+  std::unique_ptr<NetflowMetrics> netflow_metrics_;  // its families live in metrics_' registry
   std::unique_ptr<ingest::SeqStore> seqs_;
   std::unique_ptr<sinks::SinkSet> sinks_;
   ingest::SensorRegistry sensors_;

@@ -25,6 +25,23 @@ config::Schema BuildSchema(SensorConfig* c) {
         "and counted");
   s.Choice("log_level", &c->log_level, {"trace", "debug", "info", "warn", "error"},
            "log verbosity");
+  s.Dur("interval", &c->interval, milliseconds(100), hours(24),
+        "length of one netflow aggregation interval (one record per key per interval)");
+  s.Bool("ipv6_disabled", &c->ipv6_disabled, "ignore IPv6 sockets (IPv4-mapped ones count as IPv4)");
+  s.Int("ephemeral_port", &c->ephemeral_port, 0, 65535,
+        "client ports at or above this are folded into \"*\"; 0: the first port of "
+        "/proc/sys/net/ipv4/ip_local_port_range");
+  s.String("ports", &c->ports,
+           "server ports to report, Netdata syntax: 80 1-1024 !145 !domain (service names from "
+           "/etc/services); * = all");
+  s.String("ips", &c->ips,
+           "remote addresses to report: CIDRs, dash ranges, single addresses, ! to exclude; "
+           "* = all");
+  s.String("hostnames", &c->hostnames,
+           "remote host names to report (resolved at start), simple patterns with *, ! to "
+           "exclude; * = all");
+  s.Map("service_names", &c->service_names,
+        "port -> name for dst_service_name, ahead of /etc/services (Netdata's [service name])");
   return s;
 }
 

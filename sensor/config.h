@@ -15,7 +15,7 @@ inline const std::vector<std::string> kKnownPlugins = {
     "ebpf-net", "ebpf-bash", "ebpf-conntrack", "ebpf-trace", "bpf-netlog", "ebpf-kernel"};
 // Plugins this build contains. The process probe is not listed: it always runs, because every
 // plugin resolves pids through the process cache it keeps.
-inline const std::vector<std::string> kBuiltPlugins = {};
+inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net"};
 
 struct SensorConfig {
   std::string hostname;  // "" = the node's hostname
@@ -29,6 +29,17 @@ struct SensorConfig {
   config::Duration batch_interval = std::chrono::milliseconds(200);
   int64_t buffer_size = 262144;
   std::string log_level = "info";
+
+  // ebpf-net, L4 (netflow). Names of the reference collectors: DataKit's interval,
+  // ipv6_disabled, ephemeral_port; Netdata's [network connections] ports, ips, hostnames and
+  // [service name].
+  config::Duration interval = std::chrono::seconds(60);
+  bool ipv6_disabled = false;
+  int64_t ephemeral_port = 0;  // 0: the start of /proc/sys/net/ipv4/ip_local_port_range
+  std::string ports = "*";
+  std::string ips = "*";
+  std::string hostnames = "*";
+  std::map<std::string, std::string> service_names;
 };
 
 config::Schema BuildSchema(SensorConfig* config);

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   config::Schema schema = sensor::BuildSchema(&config);
   if (auto code = daemon::LoadConfig(argc, argv, "nodescope-sensor",
                                      "eBPF probes of this node, streamed to the aggregator",
-                                     &schema)) {
+                                     &schema, [&config] {
+                                       return sensor::NetflowOptionsFrom(config).status();
+                                     })) {
     return *code;
   }
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "sensor/plugins/netflow/listeners.h"
+
 namespace nodescope::sensor {
 namespace {
 
@@ -23,6 +25,32 @@ int64_t NowUnixNano() {
 }
 
 }  // namespace
+
+Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config) {
+  netflow::NetflowOptions o;
+  o.interval = config.interval;
+  o.ipv6_disabled = config.ipv6_disabled;
+  o.proc_root = proc::ProcessCache::ProcRootFromEnv();
+  if (config.ephemeral_port != 0) {
+    o.ephemeral_port = static_cast<uint16_t>(config.ephemeral_port);
+  } else {
+    Result<uint16_t> start = netflow::EphemeralPortStart(o.proc_root);
+    if (!start.ok()) return Status::Error("ephemeral_port: " + start.status().message());
+    o.ephemeral_port = *start;
+  }
+  o.filter.ports = config.ports;
+  o.filter.ips = config.ips;
+  o.filter.hostnames = config.hostnames;
+  o.filter.service_names = config.service_names;
+  if (Result<netflow::ConnectionFilter> f = netflow::ConnectionFilter::Build(o.filter); !f.ok()) {
+    return f.status();
+  }
+  if (Result<netflow::ServiceNames> n = netflow::ServiceNames::Build(o.filter.service_names);
+      !n.ok()) {
+    return n.status();
+  }
+  return o;
+}
 
 Sensor::Sensor(SensorConfig config)
     : config_(std::move(config)),
@@ -55,6 +83,17 @@ Status Sensor::Start() {
       transport_.get(), &cache_,
       forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
   if (!started.ok()) return started;
+  if (Enabled("ebpf-net")) {
+    Result<netflow::NetflowOptions> options = NetflowOptionsFrom(config_);
+    if (!options.ok()) return options.status();
+    forced = config_.probe_strategies.find(std::string(netflow::NetflowPlugin::kProbe));
+    Status net = netflow_.Start(
+        transport_.get(), *options,
+        forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
+    // A probe this kernel refuses is reported (status, log, probe state "failed"); the other
+    // probes keep running.
+    if (!net.ok()) spdlog::error("probe {}: {}", netflow::NetflowPlugin::kProbe, net.message());
+  }
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) == kBuiltPlugins.end()) {
       spdlog::warn("plugin {} is enabled but not part of this build; running without it", plugin);
@@ -94,6 +133,7 @@ void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   if (stopped_) return;
   stopped_ = true;
   http_.reset();  // first: no scrape may race with what follows
+  netflow_.Stop();  // emits the last partial interval, so before the transport flush
   process_.Stop();
   if (transport_ && !transport_->Stop(deadline)) {
     spdlog::warn("stopped with {} events not acknowledged by the aggregator (counted as "
@@ -102,8 +142,14 @@ void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
+bool Sensor::Enabled(std::string_view plugin) const {
+  return std::find(config_.enabled_plugins.begin(), config_.enabled_plugins.end(), plugin) !=
+         config_.enabled_plugins.end();
+}
+
 std::vector<v1::ProbeStatus> Sensor::Probes() const {
   std::vector<v1::ProbeStatus> probes = {process_.probe_status()};
+  if (Enabled("ebpf-net")) probes.push_back(netflow_.probe_status());
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
       continue;
@@ -160,9 +206,34 @@ std::vector<Sample> Sensor::Samples() const {
   s.push_back({"nodescope_sensor_malformed_events_total",
                "kernel records of an unexpected size (kernel/user ABI skew)", true,
                {{"probe", "process"}}, double(pc.malformed)});
+  AppendNetflowSamples(s);
   s.push_back({"nodescope_sensor_process_cache_entries", "processes the pid cache knows", false,
                {}, double(cache_.size())});
   return s;
+}
+
+void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
+  if (!Enabled("ebpf-net")) return;
+  const auto nc = netflow_.counters();
+  s.push_back({"nodescope_sensor_events_total", "events observed by the sensor's probes", true,
+               {{"source", "netflow"}, {"event", "record"}}, double(nc.records)});
+  s.push_back({"nodescope_sensor_events_total", "events observed by the sensor's probes", true,
+               {{"source", "netflow"}, {"event", "tcp_close"}}, double(nc.closes)});
+  const char* dropped_help = "events lost before reaching the aggregator, by reason";
+  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
+               {{"reason", "ringbuf_full"}, {"probe", "netflow"}}, double(nc.ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
+               {{"reason", "map_full"}, {"probe", "netflow"}}, double(nc.map_full)});
+  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
+               {{"reason", "evicted"}, {"probe", "netflow"}}, double(nc.vanished)});
+  s.push_back({"nodescope_sensor_malformed_events_total",
+               "kernel records of an unexpected size (kernel/user ABI skew)", true,
+               {{"probe", "netflow"}}, double(nc.malformed)});
+  s.push_back({"nodescope_sensor_netflow_filtered_sockets_total",
+               "sockets the ports/ips/hostnames filters excluded", true, {}, double(nc.filtered)});
+  s.push_back({"nodescope_sensor_netflow_tracked_sockets",
+               "sockets the netflow probe tracks (bounded by the BPF map, 65536)", false, {},
+               double(nc.tracked)});
 }
 
 v1::SensorStatus Sensor::status() const {

@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "nodescope/v1/ingest.pb.h"
 #include "sensor/config.h"
+#include "sensor/plugins/netflow/netflow_plugin.h"
 #include "sensor/plugins/process/process_plugin.h"
 #include "sensor/proc/process_cache.h"
 #include "sensor/proc/users.h"
@@ -18,6 +19,10 @@
 #include "sensor/transport/transport.h"
 
 namespace nodescope::sensor {
+
+// The netflow plugin's options from the configuration; reads the ephemeral port range when
+// ephemeral_port is 0. Also checks the connection filters, so a bad one is a configuration error.
+Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config);
 
 class Sensor {
  public:
@@ -38,6 +43,8 @@ class Sensor {
 
  private:
   std::vector<v1::ProbeStatus> Probes() const;
+  bool Enabled(std::string_view plugin) const;
+  void AppendNetflowSamples(std::vector<Sample>& s) const;
 
   const SensorConfig config_;
   const std::string node_;
@@ -46,6 +53,7 @@ class Sensor {
   proc::ProcessCache cache_;
   std::unique_ptr<Transport> transport_;
   process::ProcessPlugin process_;
+  netflow::NetflowPlugin netflow_;
   std::unique_ptr<http::HttpServer> http_;
   bool stopped_ = false;
 };

@@ -4,6 +4,7 @@
 
 #include <google/protobuf/repeated_ptr_field.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,25 @@ bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBat
 // unspecified.
 bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
                     const BatchContext& context, RecordBatch* out);
+
+// Appends the `netflow` record of one aggregation key (tags and fields of docs RECORDS.md). False
+// (nothing appended) when an address is neither 4 nor 16 bytes, or the transport or direction is
+// unspecified or newer than this aggregator: such a record could not say what it describes.
+bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
+                    const BatchContext& context, RecordBatch* out);
+
+// "IPv4" when either address is IPv4 (a dual-stack socket talking to a v4-mapped peer puts IPv4
+// on the wire, even when its own address is still the wildcard ::), "IPv6" when both are IPv6,
+// "" when an address is malformed.
+std::string_view NetflowFamily(const v1::NetflowEvent& event);
+
+// A port tag: the number, or "*" for 0 (the sensor folded the ephemeral side there).
+std::string PortText(uint32_t port);
+
+// "tcp", "udp"; "" for any other value.
+std::string_view TransportName(v1::NetflowEvent::Transport transport);
+// "outgoing", "incoming"; "" for any other value.
+std::string_view DirectionName(v1::NetflowEvent::Direction direction);
 
 // "exec", "fork", "exit"; "" for KIND_UNSPECIFIED.
 std::string_view ProcessEventName(v1::ProcessEvent::Kind kind);

@@ -172,6 +172,227 @@ TEST(ConvertProcess, RecycledRecordsAreRewrittenWhole) {
             "\n");
 }
 
+std::string Bytes(std::initializer_list<int> octets) {
+  std::string out;
+  for (int o : octets) out.push_back(static_cast<char>(o));
+  return out;
+}
+
+// curl (pid 3121) on 127.0.0.1 fetching from 198.18.0.2:80, ephemeral source port folded.
+v1::Event NetflowEvent() {
+  v1::Event event;
+  event.set_time_unix_nano(1763776000123456789);
+  v1::NetflowEvent* n = event.mutable_netflow();
+  n->set_transport(v1::NetflowEvent::TCP);
+  n->set_direction(v1::NetflowEvent::OUTGOING);
+  n->set_src_ip(Bytes({127, 0, 0, 1}));
+  n->set_dst_ip(Bytes({198, 18, 0, 2}));
+  n->set_src_port(0);
+  n->set_dst_port(80);
+  n->set_pid(3121);
+  n->set_process_name("curl");
+  n->set_netns(4026531840);
+  n->set_bytes_read(10'485'760 + 238);
+  n->set_bytes_written(77);
+  n->set_retransmits(3);
+  n->set_rtt_us(412);
+  n->set_rtt_var_us(97);
+  n->set_tcp_established(2);
+  n->set_tcp_closed(1);
+  n->set_connections(2);
+  n->set_cgroup_id(8412);
+  n->set_interval_ns(60'000'000'000);
+  return event;
+}
+
+std::string V4Mapped(int a, int b, int c, int d) {
+  return Bytes({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d});
+}
+
+TEST(ConvertNetflow, OutgoingTcpHasEveryTagAndField) {
+  Fixture f;
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(NetflowEvent(), f.context(), &out));
+  ASSERT_EQ(out.size(), 1u);
+  const v1::Record& r = out[0];
+  EXPECT_EQ(r.source(), "netflow");
+  EXPECT_EQ(out.source(0), "netflow");
+  EXPECT_EQ(r.time_unix_nano(), 1763776000123456789);
+  EXPECT_EQ(r.host(), "node-1");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(Tags(r), (std::vector<P>{{"host", "node-1"},
+                                     {"direction", "outgoing"},
+                                     {"src_ip", "127.0.0.1"},
+                                     {"dst_ip", "198.18.0.2"},
+                                     {"src_port", "*"},
+                                     {"dst_port", "80"},
+                                     {"src_ip_type", "private"},
+                                     {"dst_ip_type", "other"},
+                                     {"family", "IPv4"},
+                                     {"transport", "tcp"},
+                                     {"pid", "3121"},
+                                     {"process_name", "curl"},
+                                     {"netns", "4026531840"}}));
+  const std::vector<std::pair<std::string, int64_t>> fields = {{"bytes_read", 10'485'998},
+                                                               {"bytes_written", 77},
+                                                               {"retransmits", 3},
+                                                               {"rtt", 412},
+                                                               {"rtt_var", 97},
+                                                               {"tcp_established", 2},
+                                                               {"tcp_closed", 1}};
+  ASSERT_EQ(r.fields_size(), static_cast<int>(fields.size()));
+  for (int i = 0; i < r.fields_size(); ++i) {
+    SCOPED_TRACE(fields[i].first);
+    EXPECT_EQ(r.fields(i).key(), fields[i].first);
+    EXPECT_EQ(r.fields(i).value_case(), v1::Field::kIntValue);
+    EXPECT_EQ(r.fields(i).int_value(), fields[i].second);
+  }
+}
+
+TEST(ConvertNetflow, IncomingV4MappedIsShownAsIpv4) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  v1::NetflowEvent* n = event.mutable_netflow();
+  n->set_direction(v1::NetflowEvent::INCOMING);
+  n->set_src_ip(V4Mapped(127, 0, 0, 1));
+  n->set_dst_ip(V4Mapped(127, 0, 0, 1));
+  n->set_src_port(8080);
+  n->set_dst_port(0);
+  n->set_process_name("nginx");
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  const v1::Record& r = out[0];
+  EXPECT_EQ(*FindTag(r, "direction"), "incoming");
+  EXPECT_EQ(*FindTag(r, "src_ip"), "127.0.0.1");
+  EXPECT_EQ(*FindTag(r, "dst_ip"), "127.0.0.1");
+  EXPECT_EQ(*FindTag(r, "src_port"), "8080");
+  EXPECT_EQ(*FindTag(r, "dst_port"), "*");
+  EXPECT_EQ(*FindTag(r, "family"), "IPv4");
+  EXPECT_EQ(*FindTag(r, "process_name"), "nginx");
+}
+
+TEST(ConvertNetflow, Ipv6WithoutPidWithServiceName) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  v1::NetflowEvent* n = event.mutable_netflow();
+  // fd00:198:18::1 -> fd00:198:18::2
+  n->set_src_ip(Bytes({0xfd, 0, 0x01, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  n->set_dst_ip(Bytes({0xfd, 0, 0x01, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}));
+  n->set_dst_port(443);
+  n->set_pid(0);
+  n->set_process_name("");
+  n->set_dst_service_name("https");
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(Tags(out[0]), (std::vector<P>{{"host", "node-1"},
+                                          {"direction", "outgoing"},
+                                          {"src_ip", "fd00:198:18::1"},
+                                          {"dst_ip", "fd00:198:18::2"},
+                                          {"src_port", "*"},
+                                          {"dst_port", "443"},
+                                          {"src_ip_type", "private"},
+                                          {"dst_ip_type", "private"},
+                                          {"family", "IPv6"},
+                                          {"transport", "tcp"},
+                                          {"process_name", ""},
+                                          {"netns", "4026531840"},
+                                          {"dst_service_name", "https"}}));
+}
+
+TEST(ConvertNetflow, UdpToMulticastFromWildcardV6Socket) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  v1::NetflowEvent* n = event.mutable_netflow();
+  n->set_transport(v1::NetflowEvent::UDP);
+  // An unconnected dual-stack socket still bound to :: sending to 224.0.0.251 (mDNS).
+  n->set_src_ip(std::string(16, '\0'));
+  n->set_dst_ip(V4Mapped(224, 0, 0, 251));
+  n->set_src_port(5353);
+  n->set_dst_port(5353);
+  n->set_rtt_us(0);
+  n->set_rtt_var_us(0);
+  n->set_retransmits(0);
+  n->set_tcp_established(0);
+  n->set_tcp_closed(0);
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  const v1::Record& r = out[0];
+  EXPECT_EQ(*FindTag(r, "transport"), "udp");
+  EXPECT_EQ(*FindTag(r, "src_ip"), "::");
+  EXPECT_EQ(*FindTag(r, "dst_ip"), "224.0.0.251");
+  EXPECT_EQ(*FindTag(r, "dst_ip_type"), "multicast");
+  EXPECT_EQ(*FindTag(r, "family"), "IPv4");
+  EXPECT_EQ(FindField(r, "rtt")->int_value(), 0);
+  EXPECT_EQ(FindField(r, "tcp_established")->int_value(), 0);
+  EXPECT_EQ(r.fields_size(), 7);
+}
+
+TEST(ConvertNetflow, JsonLineWithExtraTagsThatNeverOverride) {
+  Fixture f;
+  for (auto [k, v] : {std::pair{"cluster", "prod"}, std::pair{"direction", "spoofed"},
+                      std::pair{"src_ip", "1.1.1.1"}}) {
+    v1::Tag* t = f.extra.Add();
+    t->set_key(k);
+    t->set_value(v);
+  }
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(NetflowEvent(), f.context(), &out));
+  EXPECT_EQ(records::ToJsonLine(out[0]),
+            R"({"source":"netflow","time":1763776000123456789,"host":"node-1","tags":{)"
+            R"("host":"node-1","direction":"outgoing","src_ip":"127.0.0.1",)"
+            R"("dst_ip":"198.18.0.2","src_port":"*","dst_port":"80","src_ip_type":"private",)"
+            R"("dst_ip_type":"other","family":"IPv4","transport":"tcp","pid":"3121",)"
+            R"("process_name":"curl","netns":"4026531840","cluster":"prod"},"fields":{)"
+            R"("bytes_read":10485998,"bytes_written":77,"retransmits":3,"rtt":412,)"
+            R"("rtt_var":97,"tcp_established":2,"tcp_closed":1}})"
+            "\n");
+}
+
+TEST(ConvertNetflow, InvalidProcessNameBytesBecomeReplacementCharacters) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  event.mutable_netflow()->set_process_name("w\xffrk");
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  EXPECT_EQ(*FindTag(out[0], "process_name"), "w\xEF\xBF\xBDrk");
+}
+
+TEST(ConvertNetflow, CountersBeyondInt64Saturate) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  event.mutable_netflow()->set_bytes_read(UINT64_MAX);
+  event.mutable_netflow()->set_bytes_written(uint64_t{1} << 63);
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  EXPECT_EQ(FindField(out[0], "bytes_read")->int_value(), INT64_MAX);
+  EXPECT_EQ(FindField(out[0], "bytes_written")->int_value(), INT64_MAX);
+}
+
+TEST(ConvertNetflow, MalformedEventsAppendNothing) {
+  Fixture f;
+  std::vector<v1::Event> bad(6, NetflowEvent());
+  bad[0].mutable_netflow()->set_src_ip(Bytes({127, 0, 0, 1, 9}));
+  bad[1].mutable_netflow()->clear_dst_ip();
+  bad[2].mutable_netflow()->set_dst_ip(std::string(15, '\1'));
+  bad[3].mutable_netflow()->set_transport(v1::NetflowEvent::TRANSPORT_UNSPECIFIED);
+  bad[4].mutable_netflow()->set_direction(v1::NetflowEvent::DIRECTION_UNSPECIFIED);
+  // A value a newer sensor might send (e.g. a third transport).
+  bad[5].mutable_netflow()->set_transport(static_cast<v1::NetflowEvent::Transport>(3));
+  RecordBatch out;
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_FALSE(ConvertEvent(bad[i], f.context(), &out));
+    EXPECT_EQ(out.size(), 0u);
+  }
+  // The batch is still usable: a good event after the bad ones is the only record.
+  ASSERT_TRUE(ConvertEvent(NetflowEvent(), f.context(), &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(*FindTag(out[0], "dst_port"), "80");
+  EXPECT_EQ(NetflowFamily(bad[0].netflow()), "");
+  EXPECT_EQ(NetflowFamily(NetflowEvent().netflow()), "IPv4");
+}
+
 TEST(ConvertEvent, UnknownAndUnspecifiedAreRefused) {
   Fixture f;
   RecordBatch out;
@@ -181,6 +402,7 @@ TEST(ConvertEvent, UnknownAndUnspecifiedAreRefused) {
   EXPECT_FALSE(ConvertEvent(ProcessEvent(v1::ProcessEvent::KIND_UNSPECIFIED), f.context(), &out));
   EXPECT_EQ(out.size(), 0u);
   EXPECT_EQ(SourceOf(ProcessEvent(v1::ProcessEvent::EXEC)), "process");
+  EXPECT_EQ(SourceOf(NetflowEvent()), "netflow");
 }
 
 }  // namespace

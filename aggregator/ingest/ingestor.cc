@@ -9,8 +9,13 @@
 namespace nodescope::aggregator::ingest {
 
 Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
-                   Metrics* metrics)
-    : seqs_(seqs), hub_(hub), sinks_(sinks), sensors_(sensors), metrics_(metrics) {}
+                   Metrics* metrics, NetflowMetrics* netflow_metrics)
+    : seqs_(seqs),
+      hub_(hub),
+      sinks_(sinks),
+      sensors_(sensors),
+      metrics_(metrics),
+      netflow_metrics_(netflow_metrics) {}
 
 Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
                                    int64_t now) {
@@ -36,7 +41,11 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
       ++unknown;
       continue;
     }
-    if (event.has_process()) ++process_events[event.process().kind() & 3];
+    if (event.has_process()) {
+      ++process_events[event.process().kind() & 3];
+    } else if (event.has_netflow()) {
+      netflow_metrics_->Observe(batch.node(), event.netflow());
+    }
   }
   if (unknown > 0) metrics_->Dropped("unknown", kDropUnknownEvent, unknown);
 

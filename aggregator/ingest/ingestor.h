@@ -9,6 +9,7 @@
 #include "aggregator/ingest/dedup.h"
 #include "aggregator/ingest/sensors.h"
 #include "aggregator/metrics.h"
+#include "aggregator/netflow_metrics.h"
 #include "aggregator/sinks/sinks.h"
 #include "nodescope/v1/ingest.pb.h"
 
@@ -17,7 +18,7 @@ namespace nodescope::aggregator::ingest {
 class Ingestor {
  public:
   Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
-           Metrics* metrics);
+           Metrics* metrics, NetflowMetrics* netflow_metrics);
 
   struct Outcome {
     bool duplicate = false;
@@ -34,6 +35,7 @@ class Ingestor {
   sinks::SinkSet* sinks_;
   SensorRegistry* sensors_;
   Metrics* metrics_;
+  NetflowMetrics* netflow_metrics_;
 };
 
 }  // namespace nodescope::aggregator::ingest

@@ -27,7 +27,9 @@ class TempDir {
 
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // Creates the parent directories of `name` as needed.
   void Write(const std::string& name, const std::string& text) const {
+    std::filesystem::create_directories(std::filesystem::path(File(name)).parent_path());
     std::ofstream(File(name)) << text;
   }
 

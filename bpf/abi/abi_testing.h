@@ -1,0 +1,60 @@
+// Layout checks for the kernel/user contract: the kernel writes a struct as clang laid it out
+// for -target bpf, user space reads it as g++ laid it out for x86_64. Both come from one header in
+// bpf/abi/, but only a test shows they agree: every member's offset and size against a fixed
+// table and against the BTF clang wrote into the compiled object.
+#pragma once
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nodescope::test {
+
+struct AbiMember {
+  std::string name;
+  size_t offset;
+  size_t size;
+};
+
+#define NS_ABI_MEMBER(type, field) \
+  ::nodescope::test::AbiMember { #field, offsetof(type, field), sizeof(type::field) }
+
+inline void ExpectSameMembers(const std::vector<AbiMember>& actual,
+                              const std::vector<AbiMember>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(actual[i].name, expected[i].name);
+    EXPECT_EQ(actual[i].offset, expected[i].offset) << expected[i].name;
+    EXPECT_EQ(actual[i].size, expected[i].size) << expected[i].name;
+  }
+}
+
+// `cxx` must list every member of `struct_name` in declaration order.
+inline void ExpectBtfLayout(const char* object_path, const char* struct_name, size_t cxx_size,
+                            const std::vector<AbiMember>& cxx) {
+  std::unique_ptr<btf, decltype(&btf__free)> types(btf__parse_elf(object_path, nullptr),
+                                                   &btf__free);
+  ASSERT_NE(types, nullptr) << "cannot read BTF of " << object_path;
+  int id = btf__find_by_name_kind(types.get(), struct_name, BTF_KIND_STRUCT);
+  ASSERT_GT(id, 0) << "struct " << struct_name << " is not in the object's BTF";
+  const btf_type* type = btf__type_by_id(types.get(), id);
+  EXPECT_EQ(type->size, cxx_size);
+
+  ASSERT_EQ(btf_vlen(type), cxx.size()) << "members added on one side only";
+  const btf_member* members = btf_members(type);
+  for (size_t i = 0; i < cxx.size(); ++i) {
+    std::string name = btf__name_by_offset(types.get(), members[i].name_off);
+    EXPECT_EQ(name, cxx[i].name);
+    EXPECT_EQ(btf_member_bit_offset(type, i), cxx[i].offset * 8) << name;
+    EXPECT_EQ(btf_member_bitfield_size(type, i), 0u) << name;
+    EXPECT_EQ(static_cast<size_t>(btf__resolve_size(types.get(), members[i].type)), cxx[i].size)
+        << name;
+  }
+}
+
+}  // namespace nodescope::test

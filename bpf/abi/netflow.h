@@ -1,0 +1,78 @@
+/* bpf/abi/netflow.h: what bpf/progs/netflow.bpf.c hands to sensor/plugins/netflow. Plain C,
+ * shared by the BPF program and C++; sizes are asserted on both sides and every offset is
+ * checked against the object's BTF (bpf/abi/netflow_abi_test.cc). */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#ifndef NS_TASK_COMM_LEN
+#define NS_TASK_COMM_LEN 16 /* TASK_COMM_LEN in include/linux/sched.h */
+#endif
+
+/* Live sockets tracked at once. An entry is 112 bytes (+ hash overhead), so 65536 cost ~10 MiB of locked memory;
+ * beyond that the LRU evicts the least recently used socket, which user space counts. */
+#define NS_NETFLOW_MAX_CONNS 65536
+/* Close events between two polls (100 ms): 1 MiB holds ~6,000, i.e. 60,000 closes/s. */
+#define NS_NETFLOW_RINGBUF_BYTES (1 << 20)
+
+enum ns_conn_direction {
+	NS_CONN_DIR_UNKNOWN = 0, /* first seen mid-life (older than the sensor): user space decides */
+	NS_CONN_DIR_OUTGOING = 1,
+	NS_CONN_DIR_INCOMING = 2,
+};
+
+enum ns_conn_flag {
+	NS_CONN_ESTABLISHED = 1 << 0, /* reached ESTABLISHED while the probe was attached */
+	NS_CONN_PREEXISTING = 1 << 1, /* first seen on a send/recv, not at its handshake */
+	NS_CONN_PID_SET = 1 << 2,     /* pid/comm/cgroup come from a task that used the socket */
+};
+
+/* Slots of the per-CPU counter array `counters`; user space sums over CPUs. */
+enum ns_netflow_counter {
+	NS_NETFLOW_CNT_RINGBUF_DROPS = 0, /* a close event could not be queued: its last bytes lost */
+	NS_NETFLOW_CNT_MAP_FULL = 1,      /* an insert into `conns` failed */
+	NS_NETFLOW_CNT_MAX = 2,
+};
+
+/* One socket, keyed in `conns` by its kernel address. Byte counters are what the applications
+ * passed through the socket calls (sendmsg/recvmsg and everything built on them: read, write,
+ * sendfile, splice to a socket), which is what the reference's tcp_sendmsg/tcp_cleanup_rbuf
+ * kprobes count: payload only, no headers, no retransmitted copies. */
+struct ns_conn {
+	__u64 start_ns;      /* bpf_ktime_get_ns() at creation: tells a reused address apart */
+	__u64 cgroup_id;     /* cgroup v2 id of the task that set pid */
+	__u64 bytes_read;    /* atomically added */
+	__u64 bytes_written; /* atomically added */
+	__u8 saddr[16];      /* local; IPv4 as v4-mapped IPv6 */
+	__u8 daddr[16];      /* remote */
+	__u32 total_retrans; /* tcp_sock.total_retrans, last read */
+	__u32 retrans_base;  /* total_retrans when a preexisting socket was first seen */
+	__u32 srtt_us;       /* tcp_sock.srtt_us >> 3: smoothed RTT, µs */
+	__u32 mdev_us;       /* tcp_sock.mdev_us >> 2: RTT mean deviation, µs */
+	__u32 pid;           /* tgid of the task that connected or first used the socket */
+	__u32 netns;         /* inode of the socket's network namespace */
+	__u16 sport;         /* local port, host order */
+	__u16 dport;         /* remote port, host order */
+	__u8 family;         /* 4 or 6 (of the socket; a v4-mapped IPv6 socket says 6) */
+	__u8 protocol;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 direction;      /* enum ns_conn_direction */
+	__u8 flags;          /* enum ns_conn_flag */
+	__u8 comm[NS_TASK_COMM_LEN]; /* the process's (group leader's) comm */
+};
+
+/* Ring buffer record: a TCP socket went to CLOSE, with its final counters. */
+struct ns_conn_close {
+	__u64 sk;
+	__u64 ts_ns;
+	struct ns_conn conn;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
+static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
+#else
+_Static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
+_Static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
+#endif

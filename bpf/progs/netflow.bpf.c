@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: GPL-2.0
+/* L4 connection statistics: one `conns` entry per TCP or UDP socket, updated in place; user space
+ * reads the map once per interval and takes deltas, and gets each TCP socket's final counters
+ * from the ring buffer when it closes.
+ *
+ * Hooks (all stable tracepoints; each exists twice, one per attach strategy, named
+ * <strategy>__<hook>, see sensor/bpf/strategy.h):
+ *   inet_sock_set_state  TCP lifecycle: SYN_SENT (connect, in the caller's context: pid),
+ *                        ESTABLISHED (tuple, direction), CLOSE (final counters).
+ *   sock_send_length,    every sendmsg/recvmsg on a socket (Linux 6.3+): bytes, the pid of an
+ *   sock_recv_length     accepted socket (its handshake completes in softirq, with no task),
+ *                        sockets older than the sensor, UDP.
+ *   tcp_retransmit_skb   keeps total_retrans current on sockets that are not being written to.
+ * No syscall tracepoints: enabling one moves every syscall of every task to the slow path. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/abi/netflow.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NS_AF_INET 2
+#define NS_AF_INET6 10
+#define NS_MSG_PEEK 2 /* peeked bytes are read again later: counting them would double them */
+
+const volatile bool ipv6_disabled = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NS_NETFLOW_MAX_CONNS);
+	__type(key, __u64); /* struct sock address */
+	__type(value, struct ns_conn);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, NS_NETFLOW_RINGBUF_BYTES);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NS_NETFLOW_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
+
+	if (value)
+		*value += 1; /* per-CPU slot, programs do not nest on one CPU here: no atomic needed */
+}
+
+static __always_inline bool family_wanted(__u16 family)
+{
+	if (family == NS_AF_INET)
+		return true;
+	return family == NS_AF_INET6 && !ipv6_disabled;
+}
+
+static __always_inline void v4_mapped(__u8 out[16], __u32 addr)
+{
+	__builtin_memset(out, 0, 10);
+	out[10] = 0xff;
+	out[11] = 0xff;
+	__builtin_memcpy(out + 12, &addr, 4);
+}
+
+static __always_inline void read_tuple(struct ns_conn *c, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family == NS_AF_INET) {
+		v4_mapped(c->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(c->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		c->family = 4;
+	} else {
+		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		c->family = 6;
+	}
+	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The process, not the thread: a worker thread's comm is its own, the record names the program. */
+static __always_inline void set_task(struct ns_conn *c)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	c->pid = bpf_get_current_pid_tgid() >> 32;
+	c->cgroup_id = bpf_get_current_cgroup_id();
+	BPF_CORE_READ_STR_INTO(&c->comm, leader, comm);
+	c->flags |= NS_CONN_PID_SET;
+}
+
+static __always_inline void read_tcp_stats(struct ns_conn *c, struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	c->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* stored << 3 (tcp_rtt_estimator) */
+	c->mdev_us = BPF_CORE_READ(tp, mdev_us) >> 2; /* stored << 2 */
+	c->total_retrans = BPF_CORE_READ(tp, total_retrans);
+}
+
+static __always_inline struct ns_conn *insert(__u64 key, struct ns_conn *fresh)
+{
+	long err = bpf_map_update_elem(&conns, &key, fresh, BPF_NOEXIST);
+
+	if (err && err != -17 /* EEXIST: another CPU inserted it first */)
+		count(NS_NETFLOW_CNT_MAP_FULL);
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* __noinline keeps struct ns_conn_close in the object's BTF, which bpf/abi/netflow_abi_test.cc
+ * compares with the C++ layout. */
+static __noinline int fill_close(struct ns_conn_close *e, __u64 key, struct ns_conn *c)
+{
+	e->sk = key;
+	e->ts_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(&e->conn, c, sizeof(e->conn));
+	return 0;
+}
+
+static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct ns_conn *c;
+
+	if (protocol != IPPROTO_TCP || !family_wanted(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+
+	if (newstate == TCP_SYN_SENT) {
+		/* connect(): the caller's context. The source port may not be chosen yet
+		 * (tcp_v4_connect sets the state before inet_hash_connect), so the tuple is read
+		 * again at ESTABLISHED. */
+		struct ns_conn fresh = {};
+
+		fresh.start_ns = bpf_ktime_get_ns();
+		fresh.protocol = IPPROTO_TCP;
+		fresh.direction = NS_CONN_DIR_OUTGOING;
+		read_tuple(&fresh, sk);
+		set_task(&fresh);
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
+		return 0;
+	}
+
+	if (newstate == TCP_ESTABLISHED) {
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c) {
+			/* Passive open (SYN_RECV -> ESTABLISHED, in softirq: no task to name yet), or
+			 * an active one whose connect() predates the probe. */
+			struct ns_conn fresh = {};
+
+			fresh.start_ns = bpf_ktime_get_ns();
+			fresh.protocol = IPPROTO_TCP;
+			fresh.direction = oldstate == TCP_SYN_RECV ? NS_CONN_DIR_INCOMING
+								   : NS_CONN_DIR_OUTGOING;
+			c = insert(key, &fresh);
+			if (!c)
+				return 0;
+		}
+		read_tuple(c, sk);
+		c->flags |= NS_CONN_ESTABLISHED;
+		return 0;
+	}
+
+	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+		/* close() or shutdown(): the owner's context. An accepted socket closed without one
+		 * byte read or written gets its process here. */
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (c && !(c->flags & NS_CONN_PID_SET))
+			set_task(c);
+		return 0;
+	}
+
+	if (newstate == TCP_CLOSE) {
+		struct ns_conn_close *e;
+
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (!c)
+			return 0;
+		read_tcp_stats(c, sk);
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			fill_close(e, key, c);
+			bpf_ringbuf_submit(e, 0);
+		} else {
+			count(NS_NETFLOW_CNT_RINGBUF_DROPS);
+		}
+		bpf_map_delete_elem(&conns, &key);
+	}
+	return 0;
+}
+
+static __always_inline bool tcp_has_data_state(struct sock *sk)
+{
+	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
+	       state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
+}
+
+static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, int ret, int flags,
+				 bool send)
+{
+	__u64 key = (__u64)sk;
+	struct ns_conn *c;
+
+	if (ret <= 0 || (!send && (flags & NS_MSG_PEEK)))
+		return 0;
+	if ((protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) || !family_wanted(family))
+		return 0;
+
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c) {
+		struct ns_conn fresh = {};
+
+		if (protocol == IPPROTO_TCP) {
+			/* A connection older than the probe: count from now on. */
+			if (!tcp_has_data_state(sk))
+				return 0;
+			fresh.flags = NS_CONN_PREEXISTING;
+			fresh.retrans_base = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+		} else {
+			/* UDP has no handshake: who sent first initiated. */
+			fresh.direction = send ? NS_CONN_DIR_OUTGOING : NS_CONN_DIR_INCOMING;
+		}
+		fresh.start_ns = bpf_ktime_get_ns();
+		fresh.protocol = protocol;
+		read_tuple(&fresh, sk);
+		set_task(&fresh);
+		c = insert(key, &fresh);
+		if (!c)
+			return 0;
+	} else if (!(c->flags & NS_CONN_PID_SET)) {
+		set_task(c);
+	}
+	/* A UDP socket connect()ed after its first datagram (socat's UDP-LISTEN does this). */
+	if (protocol == IPPROTO_UDP && c->dport == 0)
+		read_tuple(c, sk);
+
+	if (send)
+		__sync_fetch_and_add(&c->bytes_written, ret);
+	else
+		__sync_fetch_and_add(&c->bytes_read, ret);
+	if (protocol == IPPROTO_TCP)
+		read_tcp_stats(c, sk);
+	return 0;
+}
+
+static __always_inline int on_retransmit(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct ns_conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (c)
+		read_tcp_stats(c, sk);
+	return 0;
+}
+
+/* ---- tp_btf: typed arguments (Linux 5.5+; sock_*_length need 6.3) ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return on_state(sk, BPF_CORE_READ(sk, sk_protocol), oldstate, newstate);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(tp_btf__sock_send_length, struct sock *sk, int ret, int flags)
+{
+	return on_io(sk, BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, sk_protocol),
+		     ret, flags, true);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tp_btf__sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	return on_io(sk, BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, sk_protocol),
+		     ret, flags, false);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tp_btf__tcp_retransmit_skb, struct sock *sk)
+{
+	return on_retransmit(sk);
+}
+
+/* ---- tracepoint: the trace records, read through CO-RE ---- */
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tracepoint__inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return on_state((struct sock *)ctx->skaddr, ctx->protocol, ctx->oldstate, ctx->newstate);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int tracepoint__sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	return on_io((struct sock *)ctx->sk, ctx->family, ctx->protocol, ctx->ret, ctx->flags, true);
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int tracepoint__sock_recv_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	return on_io((struct sock *)ctx->sk, ctx->family, ctx->protocol, ctx->ret, ctx->flags,
+		     false);
+}
+
+/* The record was struct trace_event_raw_tcp_event_sk_skb (shared with tcp_send_reset) until the
+ * tracepoint got its own class with `err` (Linux 6.x); skaddr is read by name either way. */
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	return on_retransmit((struct sock *)ctx->skaddr);
+}

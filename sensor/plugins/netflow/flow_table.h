@@ -1,0 +1,106 @@
+// Per-socket counters -> per-interval netflow records. The BPF side keeps cumulative counters per
+// socket; this table remembers what it already reported for each one, turns the next reading into
+// a delta, and folds the deltas of all sockets that share an aggregation key (ephemeral port
+// folded) into one NetflowEvent per interval. Kept free of libbpf so the arithmetic is tested
+// without a kernel.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "bpf/abi/netflow.h"
+#include "common/net/ip.h"
+#include "nodescope/v1/events.pb.h"
+#include "sensor/plugins/netflow/filter.h"
+
+namespace nodescope::sensor::netflow {
+
+class FlowTable {
+ public:
+  struct Options {
+    // Ports at or above it are ephemeral: the client side's port, folded into "*".
+    uint16_t ephemeral_port = 32768;
+    const ConnectionFilter* filter = nullptr;  // nullptr: every connection
+    const ServiceNames* services = nullptr;    // nullptr: no dst_service_name
+    // Direction of a TCP socket first seen mid-life (the BPF side could not tell): incoming when
+    // its local port has a listener. nullptr: decided by which port is ephemeral.
+    std::function<bool(const ns_conn&)> has_listener;
+    // UDP sockets have no close: one unchanged for this many intervals is forgotten.
+    int udp_idle_intervals = 2;
+  };
+
+  struct Counters {
+    uint64_t vanished = 0;  // sockets gone from the map without a close event (LRU eviction,
+                            // lost close event): their last unreported bytes are lost
+    uint64_t filtered = 0;  // sockets the connection filters excluded
+  };
+
+  explicit FlowTable(Options options);
+
+  // A map walk: Begin, one Observe per live entry, then (after the close events queued so far
+  // are delivered) End, which forgets sockets that left the map without a Closed().
+  void BeginWalk();
+  void Observe(uint64_t sk, const ns_conn& conn);
+  void EndWalk();
+  // A socket's final counters (TCP close, or a UDP socket dropped for idleness).
+  void Closed(uint64_t sk, const ns_conn& conn);
+  // UDP sockets idle long enough to drop from the BPF map (the caller deletes them there and
+  // hands the deleted value to Closed).
+  std::vector<uint64_t> IdleUdp() const;
+
+  // The records of the interval that ends now; the accumulators start over.
+  std::vector<v1::NetflowEvent> Flush(int64_t interval_ns);
+
+  Counters counters() const { return counters_; }
+  size_t tracked() const { return sockets_.size(); }
+
+ private:
+  struct SocketState {
+    uint64_t start_ns = 0;
+    uint64_t bytes_read = 0;     // reported so far
+    uint64_t bytes_written = 0;  // reported so far
+    uint64_t retrans = 0;        // reported so far
+    bool established_counted = false;
+    bool allowed = true;
+    bool decided = false;         // filter and direction evaluated
+    uint8_t direction = 0;        // resolved ns_conn_direction
+    uint64_t walk = 0;            // last walk that saw it
+    int idle_intervals = 0;       // UDP: intervals without a change
+    bool changed_this_interval = false;
+    bool in_interval = false;     // already folded into this interval's records
+    bool udp = false;
+  };
+
+  struct Key {
+    uint8_t protocol, direction;
+    net::IpAddress src, dst;
+    uint16_t src_port, dst_port;
+    uint32_t pid, netns;
+    std::string process_name;
+    auto operator<=>(const Key&) const = default;
+  };
+
+  struct Totals {
+    uint64_t bytes_read = 0, bytes_written = 0, retransmits = 0;
+    uint64_t rtt_sum = 0, rtt_var_sum = 0, rtt_samples = 0;
+    uint64_t established = 0, closed = 0, connections = 0;
+    uint64_t cgroup_id = 0;
+  };
+
+  void Account(uint64_t sk, const ns_conn& conn, bool closed);
+  void Decide(SocketState& state, const ns_conn& conn);
+  Key KeyOf(const SocketState& state, const ns_conn& conn) const;
+
+  Options options_;
+  std::unordered_map<uint64_t, SocketState> sockets_;  // by struct sock address
+  std::map<Key, Totals> interval_;
+  uint64_t walk_ = 0;
+  Counters counters_;
+};
+
+}  // namespace nodescope::sensor::netflow

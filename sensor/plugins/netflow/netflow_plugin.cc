@@ -1,0 +1,229 @@
+#include "sensor/plugins/netflow/netflow_plugin.h"
+
+#include <bpf/bpf.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "netflow.skel.h"
+#include "sensor/bpf/libbpf_log.h"
+#include "sensor/plugins/netflow/listeners.h"
+
+namespace nodescope::sensor::netflow {
+namespace {
+
+constexpr std::chrono::milliseconds kPollTimeout{100};
+
+int64_t NowUnixNano() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+NetflowPlugin::NetflowPlugin() : skel_(nullptr, &netflow_bpf__destroy) {
+  selection_.probe = std::string(kProbe);
+}
+
+NetflowPlugin::~NetflowPlugin() { Stop(); }
+
+std::vector<std::string> NetflowPlugin::Strategies() {
+  return {std::string(bpf::kTpBtf), std::string(bpf::kTracepoint)};
+}
+
+Status NetflowPlugin::Attach(std::string_view strategy) {
+  bpf::LibbpfLogCapture capture;
+  Skeleton skel(netflow_bpf__open(), &netflow_bpf__destroy);
+  if (!skel) return Status::Error("open: " + bpf::LibbpfErrorText(errno));
+  skel->rodata->ipv6_disabled = options_.ipv6_disabled;
+  if (Status s = bpf::SelectPrograms(skel->obj, strategy); !s.ok()) return s;
+  if (int err = netflow_bpf__load(skel.get()); err != 0) {
+    return Status::Error("load: " + bpf::LibbpfErrorText(err));
+  }
+  Result<std::vector<bpf::LinkPtr>> links = bpf::AttachPrograms(skel->obj, strategy);
+  if (!links.ok()) return links.status();
+  Result<std::unique_ptr<bpf::RingBuffer>> ring =
+      bpf::RingBuffer::Open(bpf_map__fd(skel->maps.events),
+                            [this](std::span<const std::byte> record) { OnRecord(record); });
+  if (!ring.ok()) return ring.status();
+
+  std::lock_guard lock(mu_);
+  skel_ = std::move(skel);
+  links_ = std::move(links).value();
+  ring_ = std::move(ring).value();
+  return Status::Ok();
+}
+
+Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
+                            std::string_view forced_strategy) {
+  if (poller_.joinable()) return Status::Error("netflow probe already started");
+  sink_ = sink;
+  options_ = options;
+  Result<ConnectionFilter> filter = ConnectionFilter::Build(options_.filter);
+  if (!filter.ok()) return filter.status();
+  filter_ = std::make_unique<ConnectionFilter>(std::move(filter).value());
+  if (!filter_->resolve_status().ok()) {
+    spdlog::warn("probe {}: {}", kProbe, filter_->resolve_status().message());
+  }
+  Result<ServiceNames> services = ServiceNames::Build(options_.filter.service_names);
+  if (!services.ok()) return services.status();
+  services_ = std::make_unique<ServiceNames>(std::move(services).value());
+
+  FlowTable::Options table;
+  table.ephemeral_port = options_.ephemeral_port;
+  table.filter = filter_.get();
+  table.services = services_.get();
+  table.has_listener = [this](const ns_conn& conn) { return HasListener(conn); };
+  table_ = std::make_unique<FlowTable>(std::move(table));
+
+  std::vector<bpf::AttachStrategy> strategies;
+  for (const std::string& name : Strategies()) {
+    strategies.push_back({name, [this, name] { return Attach(name); }});
+  }
+  bpf::Selection selection = bpf::SelectStrategy(kProbe, strategies, forced_strategy);
+  {
+    std::lock_guard lock(mu_);
+    selection_ = selection;
+  }
+  if (!selection.attached) return Status::Error(selection.error);
+  stop_ = false;
+  poller_ = std::thread([this] { PollLoop(); });
+  return Status::Ok();
+}
+
+void NetflowPlugin::OnRecord(std::span<const std::byte> record) {
+  if (record.size() != sizeof(ns_conn_close)) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  ns_conn_close close;
+  std::memcpy(&close, record.data(), sizeof(close));
+  closes_.fetch_add(1, std::memory_order_relaxed);
+  table_->Closed(close.sk, close.conn);
+}
+
+bool NetflowPlugin::HasListener(const ns_conn& conn) {
+  auto cached = listeners_.find(conn.netns);
+  if (cached == listeners_.end()) {
+    std::set<uint16_t> ports;
+    if (conn.flags & NS_CONN_PID_SET) {
+      Result<std::set<uint16_t>> read = ListeningPorts(options_.proc_root, conn.pid);
+      if (read.ok()) ports = std::move(read).value();
+    }
+    cached = listeners_.emplace(conn.netns, std::move(ports)).first;
+  }
+  return cached->second.count(conn.sport) > 0;
+}
+
+void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
+  int fd;
+  {
+    std::lock_guard lock(mu_);
+    fd = bpf_map__fd(skel_->maps.conns);
+  }
+  listeners_.clear();
+  table_->BeginWalk();
+  // A hash map walk restarts from the first key when the current one is deleted under it, so it
+  // may see a socket twice (harmless: the second delta is zero); the bound stops a walk that
+  // keeps restarting.
+  uint64_t key = 0, next = 0;
+  const void* prev = nullptr;
+  ns_conn conn;
+  for (int steps = 0; steps < 2 * NS_NETFLOW_MAX_CONNS; ++steps) {
+    if (bpf_map_get_next_key(fd, prev, &next) != 0) break;
+    if (bpf_map_lookup_elem(fd, &next, &conn) == 0) table_->Observe(next, conn);
+    key = next;
+    prev = &key;
+  }
+  // Sockets that closed during the walk are in the ring buffer, not the map: settle them before
+  // EndWalk takes "not in the map" for "evicted".
+  if (Result<int> drained = ring_->Poll(std::chrono::milliseconds(0)); !drained.ok()) {
+    spdlog::warn("probe {}: {}", kProbe, drained.status().message());
+  }
+  table_->EndWalk();
+  for (uint64_t sk : table_->IdleUdp()) {
+    if (bpf_map_lookup_and_delete_elem(fd, &sk, &conn) == 0) table_->Closed(sk, conn);
+  }
+  std::vector<v1::NetflowEvent> events = table_->Flush(interval.count());
+  const int64_t now = NowUnixNano();
+  for (v1::NetflowEvent& e : events) {
+    v1::Event event;
+    event.set_time_unix_nano(now);
+    *event.mutable_netflow() = std::move(e);
+    sink_->Emit(std::move(event));
+  }
+  records_.fetch_add(events.size(), std::memory_order_relaxed);
+  FlowTable::Counters c = table_->counters();
+  vanished_.store(c.vanished, std::memory_order_relaxed);
+  filtered_.store(c.filtered, std::memory_order_relaxed);
+  tracked_.store(table_->tracked(), std::memory_order_relaxed);
+}
+
+void NetflowPlugin::PollLoop() {
+  auto interval_start = std::chrono::steady_clock::now();
+  auto next_report = interval_start + options_.interval;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    Result<int> polled = ring_->Poll(kPollTimeout);
+    if (!polled.ok()) {
+      spdlog::error("probe {}: {}; no more netflow records", kProbe, polled.status().message());
+      return;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_report) {
+      Report(now - interval_start);
+      interval_start = now;
+      next_report = now + options_.interval;
+    }
+  }
+  // The last, partial interval: what happened since the last report is not lost on shutdown.
+  Report(std::chrono::steady_clock::now() - interval_start);
+}
+
+void NetflowPlugin::Stop() {
+  stop_ = true;
+  if (poller_.joinable()) poller_.join();
+  std::lock_guard lock(mu_);
+  links_.clear();
+  ring_.reset();
+  if (skel_) {
+    ReadKernelCounters(final_kernel_counters_);
+    skel_.reset();
+  }
+}
+
+void NetflowPlugin::ReadKernelCounters(Counters& counters) const {
+  int fd = bpf_map__fd(skel_->maps.counters);
+  Result<uint64_t> drops = bpf::ReadPerCpuSum(fd, NS_NETFLOW_CNT_RINGBUF_DROPS);
+  Result<uint64_t> full = bpf::ReadPerCpuSum(fd, NS_NETFLOW_CNT_MAP_FULL);
+  if (drops.ok()) counters.ringbuf_drops = *drops;
+  if (full.ok()) counters.map_full = *full;
+}
+
+NetflowPlugin::Counters NetflowPlugin::counters() const {
+  Counters counters;
+  {
+    std::lock_guard lock(mu_);
+    if (skel_) {
+      ReadKernelCounters(counters);
+    } else {
+      counters.ringbuf_drops = final_kernel_counters_.ringbuf_drops;
+      counters.map_full = final_kernel_counters_.map_full;
+    }
+  }
+  counters.records = records_.load(std::memory_order_relaxed);
+  counters.closes = closes_.load(std::memory_order_relaxed);
+  counters.malformed = malformed_.load(std::memory_order_relaxed);
+  counters.vanished = vanished_.load(std::memory_order_relaxed);
+  counters.filtered = filtered_.load(std::memory_order_relaxed);
+  counters.tracked = tracked_.load(std::memory_order_relaxed);
+  return counters;
+}
+
+v1::ProbeStatus NetflowPlugin::probe_status() const {
+  std::lock_guard lock(mu_);
+  return selection_.ToProto();
+}
+
+}  // namespace nodescope::sensor::netflow

@@ -1,0 +1,108 @@
+// The L4 part of ebpf-net (bpf/progs/netflow.bpf.c): every TCP and UDP socket's bytes,
+// retransmissions, RTT and lifecycle, folded per aggregation key and emitted once per interval as
+// NetflowEvents.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "common/status.h"
+#include "nodescope/v1/ingest.pb.h"
+#include "sensor/bpf/clock.h"
+#include "sensor/bpf/programs.h"
+#include "sensor/bpf/ring_buffer.h"
+#include "sensor/bpf/strategy.h"
+#include "sensor/plugins/netflow/filter.h"
+#include "sensor/plugins/netflow/flow_table.h"
+#include "sensor/transport/event_sink.h"
+
+struct netflow_bpf;
+
+namespace nodescope::sensor::netflow {
+
+struct NetflowOptions {
+  std::chrono::nanoseconds interval = std::chrono::seconds(60);
+  bool ipv6_disabled = false;
+  uint16_t ephemeral_port = 32768;
+  std::string proc_root = "/proc";  // HOST_PROC: where /proc/<pid>/net/tcp is read
+  FilterOptions filter;
+};
+
+class NetflowPlugin {
+ public:
+  static constexpr std::string_view kProbe = "netflow";
+
+  struct Counters {
+    uint64_t records = 0;        // NetflowEvents emitted
+    uint64_t closes = 0;         // TCP close events read from the ring buffer
+    uint64_t vanished = 0;       // sockets that left the map without a close (LRU eviction)
+    uint64_t filtered = 0;       // sockets excluded by ports/ips/hostnames
+    uint64_t ringbuf_drops = 0;  // close events the kernel could not queue
+    uint64_t map_full = 0;       // sockets the kernel could not start tracking
+    uint64_t malformed = 0;      // ring buffer records of an unexpected size
+    uint64_t tracked = 0;        // sockets tracked now
+  };
+
+  NetflowPlugin();
+  ~NetflowPlugin();  // Stop()
+  NetflowPlugin(const NetflowPlugin&) = delete;
+  NetflowPlugin& operator=(const NetflowPlugin&) = delete;
+
+  // tp_btf, then tracepoint. There is no kprobe/fentry variant yet: on kernels with them the
+  // tracepoints this probe uses (sock_send_length/sock_recv_length, Linux 6.3) still exist.
+  static std::vector<std::string> Strategies();
+
+  // Builds the filters (a bad filter fails here, before anything loads), loads and attaches with
+  // the first strategy that works (or only `forced_strategy`), then emits from a thread until
+  // Stop(). `sink` must outlive the plugin.
+  Status Start(EventSink* sink, const NetflowOptions& options,
+               std::string_view forced_strategy = {});
+  // Detaches, reports the last partial interval, joins the thread, frees everything.
+  void Stop();
+
+  v1::ProbeStatus probe_status() const;
+  Counters counters() const;
+
+ private:
+  using Skeleton = std::unique_ptr<netflow_bpf, void (*)(netflow_bpf*)>;
+
+  Status Attach(std::string_view strategy);
+  void OnRecord(std::span<const std::byte> record);
+  void PollLoop();
+  // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
+  void Report(std::chrono::nanoseconds interval);
+  bool HasListener(const ns_conn& conn);
+  void ReadKernelCounters(Counters& counters) const;
+
+  EventSink* sink_ = nullptr;
+  NetflowOptions options_;
+  std::unique_ptr<ConnectionFilter> filter_;
+  std::unique_ptr<ServiceNames> services_;
+  std::unique_ptr<FlowTable> table_;  // used by the poll thread only (and Stop after the join)
+  // netns inode -> its listening ports, refreshed once per walk.
+  std::map<uint32_t, std::set<uint16_t>> listeners_;
+
+  mutable std::mutex mu_;  // guards skel_, selection_ and final_kernel_counters_
+  Skeleton skel_;
+  std::vector<bpf::LinkPtr> links_;
+  std::unique_ptr<bpf::RingBuffer> ring_;
+  bpf::Selection selection_;
+  Counters final_kernel_counters_;
+
+  std::thread poller_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> records_{0}, closes_{0}, malformed_{0}, vanished_{0}, filtered_{0},
+      tracked_{0};
+};
+
+}  // namespace nodescope::sensor::netflow
