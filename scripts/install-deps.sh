@@ -22,6 +22,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers the integration tests drive
   curl procps iproute2 util-linux nftables prometheus
+  # netflow tests and bench: web server, load generator, the tcplife peer, ping for the delay line
+  nginx wrk libbpf-tools iputils-ping
 )
 
 missing=()

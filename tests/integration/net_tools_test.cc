@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "tests/integration/delay_line.h"
@@ -311,45 +312,74 @@ TEST(PacketDropTest, DropsEveryNthPacketAndTcpStillDeliversEveryByte) {
   EXPECT_EQ(TcpRetransSegs(pair->ns(Side::kA)) - retrans_before, 0u);
 }
 
+// Thirteen transfers whose request and response sizes step by one byte span more than one
+// rounding step of tcplife's 0.01 KiB (10.24 B), so an offset wrong by one SYN or FIN fails at
+// least one of them; the test checks that it would.
 TEST(TcpLifeTest, ReportsCurlAndNginxWithTheBytesNginxLogged) {
+  constexpr int kTransfers = 13;
+  auto name = [](int i) { return std::string(i < 10 ? "/f0" : "/f") + std::to_string(i); };
   NginxOptions options;
-  options.files = {{"/1m.bin", kMiB}};
+  for (int i = 0; i < kTransfers; ++i) options.files[name(i)] = kMiB + i;
   ASSIGN_OR_FAIL(nginx, Nginx::Start(options));
   ASSIGN_OR_FAIL(tcplife, TcpLife::Start());
-  ASSIGN_OR_FAIL(c, Curl(nullptr, nginx->Url("/1m.bin")));
-  ASSERT_EQ(c.size_download, kMiB);
-  const auto log = nginx->WaitForAccessLog(1, 5s);
-  ASSERT_EQ(log.size(), 1u);
-  const AccessLogEntry& e = log[0];
+  std::vector<CurlResult> curls;
+  for (int i = 0; i < kTransfers; ++i) {
+    ASSIGN_OR_FAIL(c, Curl(nullptr, nginx->Url(name(i)), {"-H", "X-Pad: " + std::string(i, 'p')}));
+    ASSERT_EQ(c.size_download, kMiB + i);
+    curls.push_back(c);
+  }
+  const auto log = nginx->WaitForAccessLog(kTransfers, 5s);
+  ASSERT_EQ(log.size(), static_cast<size_t>(kTransfers));
 
-  auto client = tcplife->WaitFor(
-      [&](const TcpLifeConnection& t) {
-        return t.lport == c.local_port && t.rport == nginx->port();
-      },
-      5s);
-  ASSERT_TRUE(client.has_value()) << tcplife->Log();
-  auto server = tcplife->WaitFor(
-      [&](const TcpLifeConnection& t) {
-        return t.lport == nginx->port() && t.rport == c.local_port;
-      },
-      5s);
-  ASSERT_TRUE(server.has_value()) << tcplife->Log();
-  std::printf(
-      "tcplife client: %d %s tx %.2f rx %.2f KB; server: %d %s tx %.2f rx %.2f KB; "
-      "nginx bytes_sent %llu request_length %llu\n",
-      client->pid, client->comm.c_str(), client->tx_kb, client->rx_kb, server->pid,
-      server->comm.c_str(), server->tx_kb, server->rx_kb,
-      static_cast<unsigned long long>(e.bytes_sent),
-      static_cast<unsigned long long>(e.request_length));
-  EXPECT_EQ(client->comm, "curl");
-  EXPECT_EQ(client->laddr, "127.0.0.1");
-  EXPECT_EQ(client->raddr, "127.0.0.1");
-  EXPECT_TRUE(TcpLifeKbMatches(client->rx_kb, e.bytes_sent)) << client->rx_kb;
-  EXPECT_TRUE(TcpLifeKbMatches(client->tx_kb, e.request_length)) << client->tx_kb;
-  EXPECT_EQ(server->comm, "nginx");
-  EXPECT_EQ(server->pid, e.pid);
-  EXPECT_TRUE(TcpLifeKbMatches(server->tx_kb, e.bytes_sent)) << server->tx_kb;
-  EXPECT_TRUE(TcpLifeKbMatches(server->rx_kb, e.request_length)) << server->rx_kb;
+  // For each counter: does some transfer reject the offset one below / one above the rule's?
+  std::map<std::string, std::pair<bool, bool>> discriminates;
+  auto note = [&](const std::string& counter, double kb, uint64_t expected) {
+    auto& [below, above] = discriminates[counter];
+    below = below || !TcpLifeKbMatches(kb, expected - 1);
+    above = above || !TcpLifeKbMatches(kb, expected + 1);
+  };
+  for (const CurlResult& c : curls) {
+    const AccessLogEntry* e = EntryFor(log, c.local_port);
+    ASSERT_NE(e, nullptr);
+    ASSERT_EQ(e->request_length, c.size_request);
+    ASSERT_EQ(e->bytes_sent, c.size_header + c.size_download);
+    auto client = tcplife->WaitFor(
+        [&](const TcpLifeConnection& t) {
+          return t.lport == c.local_port && t.rport == nginx->port();
+        },
+        5s);
+    ASSERT_TRUE(client.has_value()) << tcplife->Log();
+    auto server = tcplife->WaitFor(
+        [&](const TcpLifeConnection& t) {
+          return t.lport == nginx->port() && t.rport == c.local_port;
+        },
+        5s);
+    ASSERT_TRUE(server.has_value()) << tcplife->Log();
+    EXPECT_EQ(client->comm, "curl");
+    EXPECT_EQ(client->laddr, "127.0.0.1");
+    EXPECT_EQ(client->raddr, "127.0.0.1");
+    EXPECT_EQ(server->comm, "nginx");
+    EXPECT_EQ(server->pid, e->pid);
+    EXPECT_TRUE(TcpLifeMatchesPayload(*client, e->request_length, e->bytes_sent, true))
+        << "curl tx " << client->tx_kb << " rx " << client->rx_kb << " KiB; request "
+        << e->request_length << " B, response " << e->bytes_sent << " B";
+    EXPECT_TRUE(TcpLifeMatchesPayload(*server, e->bytes_sent, e->request_length, false))
+        << "nginx tx " << server->tx_kb << " rx " << server->rx_kb << " KiB; request "
+        << e->request_length << " B, response " << e->bytes_sent << " B";
+    note("connector tx", client->tx_kb, e->request_length + kConnectorTxExtra);
+    note("connector rx", client->rx_kb, e->bytes_sent + kRxExtra);
+    note("acceptor tx", server->tx_kb, e->bytes_sent + kAcceptorTxExtra);
+    note("acceptor rx", server->rx_kb, e->request_length + kRxExtra);
+    if (&c == &curls.front()) {
+      std::cout << "tcplife curl " << client->pid << ": tx " << client->tx_kb << " rx "
+                << client->rx_kb << " KiB; nginx " << server->pid << ": tx " << server->tx_kb
+                << " rx " << server->rx_kb << " KiB; nginx log: request_length "
+                << e->request_length << " bytes_sent " << e->bytes_sent << "\n";
+    }
+  }
+  for (const auto& [counter, seen] : discriminates) {
+    EXPECT_TRUE(seen.first && seen.second) << counter << ": no transfer tells the offsets apart";
+  }
 }
 
 TEST(WrkTest, RateAgreesWithNginxAccessLog) {

@@ -129,6 +129,8 @@ class Netflow : public ::testing::Test {
     return Sum(match);
   }
 
+  void LoopbackFilesAreExact(const std::string& sensor_extra);
+
   TempDir dir_;
   int grpc_port_ = 0, http_port_ = 0;
   std::unique_ptr<Subprocess> aggregator_;
@@ -152,12 +154,12 @@ AccessTotals SumAccess(const std::vector<AccessLogEntry>& log) {
 
 // Servers start before the sensor in these tests: their readiness checks (a connect from this
 // process) would otherwise be connections of their own in the records.
-TEST_F(Netflow, LoopbackFilesAreExactOnBothSidesAndAgreeWithTcplife) {
+void Netflow::LoopbackFilesAreExact(const std::string& sensor_extra) {
   Result<std::unique_ptr<Nginx>> nginx = Nginx::Start(
       {.files = {{"/1k.bin", 1024}, {"/1m.bin", 1 << 20}, {"/10m.bin", 10 << 20}},
        .keepalive_timeout_s = 0});
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
-  StartSensor();
+  StartSensor(sensor_extra);
   Result<std::unique_ptr<TcpLife>> tcplife = TcpLife::Start({});
   ASSERT_TRUE(tcplife.ok()) << tcplife.status().message();
   const std::string port = std::to_string((*nginx)->port());
@@ -190,17 +192,38 @@ TEST_F(Netflow, LoopbackFilesAreExactOnBothSidesAndAgreeWithTcplife) {
   EXPECT_EQ(server.pids, access.pids);  // the worker that served, not the master
 
   // The peer: tcplife prints each closed connection's bytes in KiB with two decimals.
-  uint64_t ok = 0;
+  uint64_t seen = 0;
   double life_tx_kb = 0, life_rx_kb = 0;
   for (const TcpLifeConnection& c : (*tcplife)->Connections()) {
     if (c.lport != (*nginx)->port()) continue;
     life_tx_kb += c.tx_kb;
     life_rx_kb += c.rx_kb;
-    ++ok;
+    ++seen;
   }
-  ASSERT_EQ(ok, 3u) << (*tcplife)->Log();
+  ASSERT_EQ(seen, 3u) << (*tcplife)->Log();
   EXPECT_NEAR(life_tx_kb * 1024, double(server.bytes_written), 0.01 * server.bytes_written);
   EXPECT_NEAR(life_rx_kb * 1024, double(server.bytes_read), 0.01 * server.bytes_read + 16);
+
+  // Prometheus on the aggregator: the same totals under the bounded label set.
+  const std::string labels = std::string("{direction=\"incoming\",family=\"IPv4\",host=\"") +
+                             kHost + "\",process_name=\"nginx\",server_port=\"" + port +
+                             "\",transport=\"tcp\"}";
+  const std::string metrics = HttpGet(http_port_, "/metrics");
+  EXPECT_EQ(MetricValue(metrics, "nodescope_netflow_bytes_written_total" + labels),
+            double(server.bytes_written))
+      << metrics;
+  EXPECT_EQ(MetricValue(metrics, "nodescope_netflow_bytes_read_total" + labels),
+            double(server.bytes_read));
+  EXPECT_EQ(MetricValue(metrics, "nodescope_netflow_tcp_closed_total" + labels), 3.0);
+}
+
+TEST_F(Netflow, LoopbackFilesAreExactOnBothSidesAndAgreeWithTcplife) { LoopbackFilesAreExact(""); }
+
+// The fallback strategy, forced: classic tracepoints read through CO-RE.
+TEST_F(Netflow, LoopbackFilesAreExactWithTheTracepointStrategy) {
+  LoopbackFilesAreExact("probe_strategies: {netflow: tracepoint}\n");
+  EXPECT_NE(sensor_->Log().find("probe netflow: attached with strategy tracepoint"),
+            std::string::npos);
 }
 
 TEST_F(Netflow, ThousandShortConnectionsFoldIntoFewRecords) {

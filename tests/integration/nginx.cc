@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -102,6 +103,14 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
   return out;
 }
 
+// The whole field as one number: "12x4" is an error, not 12.
+template <typename T>
+bool Number(const std::string& field, T* out) {
+  const char* end = field.data() + field.size();
+  auto [ptr, ec] = std::from_chars(field.data(), end, *out);
+  return ec == std::errc() && ptr == end && !field.empty();
+}
+
 }  // namespace
 
 std::optional<AccessLogEntry> ParseAccessLogLine(const std::string& line) {
@@ -110,24 +119,16 @@ std::optional<AccessLogEntry> ParseAccessLogLine(const std::string& line) {
   for (std::string field; std::getline(in, field, '\t');) f.push_back(field);
   if (f.size() != kLogFields) return std::nullopt;
   AccessLogEntry e;
-  try {
-    e.remote_addr = f[0];
-    e.remote_port = std::stoi(f[1]);
-    e.server_addr = f[2];
-    e.server_port = std::stoi(f[3]);
-    e.connection = std::stoull(f[4]);
-    e.connection_requests = std::stoull(f[5]);
-    e.status = std::stoi(f[6]);
-    e.bytes_sent = std::stoull(f[7]);
-    e.body_bytes_sent = std::stoull(f[8]);
-    e.request_length = std::stoull(f[9]);
-    e.request_time_s = std::stod(f[10]);
-    e.msec = std::stod(f[11]);
-    e.pid = std::stoi(f[12]);
-    e.request = f[13];
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  e.remote_addr = f[0];
+  e.server_addr = f[2];
+  e.request = f[13];
+  const bool ok = Number(f[1], &e.remote_port) && Number(f[3], &e.server_port) &&
+                  Number(f[4], &e.connection) && Number(f[5], &e.connection_requests) &&
+                  Number(f[6], &e.status) && Number(f[7], &e.bytes_sent) &&
+                  Number(f[8], &e.body_bytes_sent) && Number(f[9], &e.request_length) &&
+                  Number(f[10], &e.request_time_s) && Number(f[11], &e.msec) &&
+                  Number(f[12], &e.pid);
+  if (!ok) return std::nullopt;
   return e;
 }
 

@@ -63,6 +63,13 @@ bool TcpLifeKbMatches(double kb, uint64_t bytes) {
   return std::fabs(std::stod(printed) - kb) < 0.001;
 }
 
+bool TcpLifeMatchesPayload(const TcpLifeConnection& c, uint64_t payload_sent,
+                           uint64_t payload_received, bool connector) {
+  const uint64_t tx_extra = connector ? kConnectorTxExtra : kAcceptorTxExtra;
+  return TcpLifeKbMatches(c.tx_kb, payload_sent + tx_extra) &&
+         TcpLifeKbMatches(c.rx_kb, payload_received + kRxExtra);
+}
+
 Result<std::unique_ptr<TcpLife>> TcpLife::Start(const TcpLifeOptions& options) {
   const std::string binary = Which("tcplife");
   if (binary.empty()) return Status::Error("tcplife not installed: apt-get install libbpf-tools");

@@ -54,8 +54,11 @@ void FlowTable::Decide(SocketState& state, const ns_conn& conn) {
     state.direction = incoming ? NS_CONN_DIR_INCOMING : NS_CONN_DIR_OUTGOING;
   }
   uint16_t server_port = state.direction == NS_CONN_DIR_INCOMING ? conn.sport : conn.dport;
-  state.allowed =
-      options_.filter == nullptr || options_.filter->Allows(server_port, Address(conn.daddr));
+  if (options_.filter != nullptr) {
+    net::IpAddress remote = Address(conn.daddr);
+    std::string name = options_.remote_name ? options_.remote_name(remote) : std::string();
+    state.allowed = options_.filter->Allows(server_port, remote, name);
+  }
   if (!state.allowed) ++counters_.filtered;
   state.decided = true;
 }

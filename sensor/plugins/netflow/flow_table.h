@@ -27,6 +27,8 @@ class FlowTable {
     uint16_t ephemeral_port = 32768;
     const ConnectionFilter* filter = nullptr;  // nullptr: every connection
     const ServiceNames* services = nullptr;    // nullptr: no dst_service_name
+    // A name of the remote address for the hostnames filter's patterns ("" when none known).
+    std::function<std::string(const net::IpAddress&)> remote_name;
     // Direction of a TCP socket first seen mid-life (the BPF side could not tell): incoming when
     // its local port has a listener. nullptr: decided by which port is ephemeral.
     std::function<bool(const ns_conn&)> has_listener;

@@ -14,6 +14,8 @@ namespace nodescope::sensor::netflow {
 namespace {
 
 constexpr std::chrono::milliseconds kPollTimeout{100};
+// Plain names in `hostnames` are resolved again this often (addresses of a name change).
+constexpr std::chrono::minutes kResolveEvery{10};
 
 int64_t NowUnixNano() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -76,6 +78,11 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   table.filter = filter_.get();
   table.services = services_.get();
   table.has_listener = [this](const ns_conn& conn) { return HasListener(conn); };
+  if (Result<HostsMap> hosts = ReadHosts(); hosts.ok()) hosts_ = std::move(hosts).value();
+  table.remote_name = [this](const net::IpAddress& address) {
+    auto found = hosts_.find(address);
+    return found == hosts_.end() || found->second.empty() ? std::string() : found->second[0];
+  };
   table_ = std::make_unique<FlowTable>(std::move(table));
 
   std::vector<bpf::AttachStrategy> strategies;
@@ -164,6 +171,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
 void NetflowPlugin::PollLoop() {
   auto interval_start = std::chrono::steady_clock::now();
   auto next_report = interval_start + options_.interval;
+  next_resolve_ = interval_start + kResolveEvery;
   while (!stop_.load(std::memory_order_relaxed)) {
     Result<int> polled = ring_->Poll(kPollTimeout);
     if (!polled.ok()) {
@@ -171,6 +179,11 @@ void NetflowPlugin::PollLoop() {
       return;
     }
     auto now = std::chrono::steady_clock::now();
+    if (now >= next_resolve_) {
+      // On this thread: Refresh must not run while Allows does (FlowTable calls it here too).
+      if (Status s = filter_->Refresh(); !s.ok()) spdlog::warn("probe {}: {}", kProbe, s.message());
+      next_resolve_ = now + kResolveEvery;
+    }
     if (now >= next_report) {
       Report(now - interval_start);
       interval_start = now;

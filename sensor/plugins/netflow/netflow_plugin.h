@@ -89,6 +89,8 @@ class NetflowPlugin {
   std::unique_ptr<ConnectionFilter> filter_;
   std::unique_ptr<ServiceNames> services_;
   std::unique_ptr<FlowTable> table_;  // used by the poll thread only (and Stop after the join)
+  HostsMap hosts_;  // /etc/hosts (HOST_ROOT): names for the hostnames filter's patterns
+  std::chrono::steady_clock::time_point next_resolve_;
   // netns inode -> its listening ports, refreshed once per walk.
   std::map<uint32_t, std::set<uint16_t>> listeners_;
 

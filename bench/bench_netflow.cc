@@ -1,0 +1,359 @@
+// bench_netflow: what the netflow probe (plugin ebpf-net) costs, measured side by side with a
+// baseline in one run. Baseline: the real nodescope-sensor with `enabled_plugins: []` (only the
+// process probe, which always runs); probe on: the same sensor with `enabled_plugins: [ebpf-net]`.
+// The sensor is restarted before every run on both sides, so both pay the same; within each pair
+// the order alternates, so a drift of the machine's speed hits both sides alike.
+//
+// 1. Throughput: wrk -t 2 -c 50 against nginx (2 workers) serving a 1 KiB file on keep-alive
+//    connections. Prints every pair, the median req/s of each side and the ratio of the medians
+//    (with / without; target >= 0.99).
+// 2. CPU per 100k new connections/s: wrk against an nginx that closes every connection after one
+//    response (keepalive_timeout 0), so every request is a new TCP connection; connections are
+//    counted in nginx's access log.
+// 3. CPU per Gbit/s: wrk fetching a 10 MiB file on keep-alive connections; bytes are what nginx's
+//    access log says it wrote ($bytes_sent).
+// In 2 and 3 the cost is read two ways: the sensor process's utime+stime (/proc/<pid>/stat), and
+// the run time of the sensor's BPF programs (the kernel's BPF statistics, on for these parts
+// only): they run in the context of nginx, wrk and softirq, so the sensor's own time misses them.
+// Every window also reads /proc/stat, to show what else ran on the machine meanwhile.
+//
+// Needs root, nginx and wrk. Prints figures; never fails on them. Exit 1 when something does not
+// start or stop; every child is stopped on every path and killed by the kernel if this dies.
+//
+//   build/bin/bench_netflow [--pairs 5] [--seconds 5] [--cost-rounds 2] [--cost-seconds 5]
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "bench/netflow_runs.h"
+#include "fmt/format.h"
+
+namespace nodescope::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+std::string WhatRan(const Window& w) {
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return fmt::format(
+      "machine {:.0f}% busy of {} cores; CPU-s: nginx {:.2f}, wrk {:.2f}, sensor {:.2f}, "
+      "aggregator {:.2f}, softirq {:.2f}, other processes {:.2f}",
+      100 * w.busy / (w.wall * cores), cores, w.nginx, w.wrk, w.sensor, w.aggregator, w.irq,
+      w.other());
+}
+
+Window Sum(const std::vector<Window>& windows) {
+  Window total;
+  for (const Window& w : windows) {
+    total.wall += w.wall;
+    total.busy += w.busy;
+    total.irq += w.irq;
+    total.sensor += w.sensor;
+    total.aggregator += w.aggregator;
+    total.nginx += w.nginx;
+    total.wrk += w.wrk;
+    total.self += w.self;
+    for (const auto& [name, run] : w.bpf) {
+      total.bpf[name].name = name;
+      total.bpf[name].run_time_ns += run.run_time_ns;
+      total.bpf[name].run_count += run.run_count;
+    }
+  }
+  return total;
+}
+
+double BpfSeconds(const Window& w) {
+  uint64_t ns = 0;
+  for (const auto& [name, run] : w.bpf) ns += run.run_time_ns;
+  return ns / 1e9;
+}
+
+struct Throughput {
+  double without = 0, with = 0;
+};
+
+Result<Throughput> PartThroughput(Bench& bench) {
+  const Args& args = bench.args;
+  fmt::print(
+      "\n1. throughput: wrk -t 2 -c 50 -d {}s {} (1 KiB, keep-alive), {} pairs; baseline = "
+      "sensor with enabled_plugins: [], restarted for every run as the probe-on side is\n",
+      args.seconds, bench.keepalive->Url("/1k.bin"), args.pairs);
+  std::vector<double> without, with, ratios;
+  std::vector<Window> without_windows, with_windows;
+  for (int pair = 0; pair < args.pairs; ++pair) {
+    ThroughputRun runs[2];
+    const bool probe_first = pair % 2 == 1;
+    for (int i = 0; i < 2; ++i) {
+      const bool netflow = (i == 0) == probe_first;
+      Result<ThroughputRun> run = RunThroughput(bench, netflow);
+      if (!run.ok()) return run.status();
+      runs[netflow ? 1 : 0] = *run;
+    }
+    without.push_back(runs[0].requests_per_sec);
+    with.push_back(runs[1].requests_per_sec);
+    ratios.push_back(runs[1].requests_per_sec / runs[0].requests_per_sec);
+    without_windows.push_back(runs[0].window);
+    with_windows.push_back(runs[1].window);
+    fmt::print(
+        "  pair {} ({} first): without {:8.0f} req/s, with {:8.0f} req/s, ratio {:.3f}; "
+        "sensor CPU-s {:.2f} / {:.2f}; other processes CPU-s {:.2f} / {:.2f}{}\n",
+        pair + 1, probe_first ? "with" : "without", runs[0].requests_per_sec,
+        runs[1].requests_per_sec, ratios.back(), runs[0].window.sensor, runs[1].window.sensor,
+        runs[0].window.other(), runs[1].window.other(),
+        runs[0].errors + runs[1].errors > 0
+            ? fmt::format(" ({} wrk errors)", runs[0].errors + runs[1].errors)
+            : "");
+    std::fflush(stdout);
+  }
+  const Throughput medians{Median(without), Median(with)};
+  fmt::print("  median: without {:.0f} req/s, with {:.0f} req/s; ratio of medians {:.3f}",
+             medians.without, medians.with, medians.with / medians.without);
+  fmt::print(" (pair ratios: median {:.3f}, {:.3f} to {:.3f})\n", Median(ratios),
+             *std::min_element(ratios.begin(), ratios.end()),
+             *std::max_element(ratios.begin(), ratios.end()));
+  fmt::print("  what ran, without: {}\n", WhatRan(Sum(without_windows)));
+  fmt::print("  what ran, with:    {}\n", WhatRan(Sum(with_windows)));
+  return medians;
+}
+
+struct CostTotals {
+  Window connect, bulk;
+  uint64_t connections = 0, bytes = 0;
+  double connect_seconds = 0, bulk_seconds = 0, closes = 0, drops = 0;
+
+  double PerHundredK(double cpu) const { return connections ? cpu * 1e5 / connections : 0; }
+  double PerGbit(double cpu) const { return bytes ? cpu / (bytes * 8 / 1e9) : 0; }
+  double ConnectionsPerSecond() const { return connections / connect_seconds; }
+  double Gbps() const { return bytes * 8 / 1e9 / bulk_seconds; }
+};
+
+void PrintCostRun(const CostRun& run, bool netflow) {
+  fmt::print(
+      "  {:<7} connections: {:7} in {:.1f} s ({:.0f}/s), sensor {:.3f} CPU-s, BPF {:.3f} s, "
+      "closes seen {}{}; bulk: {:.2f} GB ({:.2f} Gbit/s), sensor {:.3f} CPU-s, BPF {:.3f} s\n",
+      netflow ? "with" : "without", run.connections, run.connect_seconds,
+      run.connections / run.connect_seconds, run.connect.sensor, BpfSeconds(run.connect),
+      run.closes < 0 ? std::string("n/a") : fmt::format("{:.0f}", run.closes),
+      run.drops > 0 ? fmt::format(", {:.0f} dropped", run.drops) : "", run.bytes / 1e9,
+      run.bytes * 8 / 1e9 / run.bulk_seconds, run.bulk.sensor, BpfSeconds(run.bulk));
+  fmt::print("          what ran (connections): {}\n", WhatRan(run.connect));
+  fmt::print("          what ran (bulk):        {}\n", WhatRan(run.bulk));
+  std::fflush(stdout);
+}
+
+Result<std::pair<CostTotals, CostTotals>> PartCost(Bench& bench) {
+  const Args& args = bench.args;
+  fmt::print(
+      "\n2. and 3. sensor cost, {} rounds; per sensor start: {} s of wrk -t 2 -c 50 {} "
+      "(keepalive_timeout 0: one connection per request), then {} s of wrk -t 2 -c 4 {} "
+      "(10 MiB, keep-alive); each window ends {} ms after wrk so the sensor's work for the last "
+      "connections is inside it\n",
+      args.cost_rounds, args.cost_seconds, bench.closing->Url("/1k.bin"), args.cost_seconds,
+      bench.bulk->Url("/10m.bin"), WindowTail(args).count());
+  Result<std::unique_ptr<BpfStatsOn>> stats = BpfStatsOn::Enable();
+  if (!stats.ok()) return stats.status();
+  CostTotals totals[2];
+  std::vector<Window> windows[2][2];
+  for (int round = 0; round < args.cost_rounds; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      const bool netflow = (i == 0) == (round % 2 == 1);
+      Result<CostRun> run = RunCost(bench, netflow);
+      if (!run.ok()) return run.status();
+      PrintCostRun(*run, netflow);
+      CostTotals& t = totals[netflow ? 1 : 0];
+      windows[netflow][0].push_back(run->connect);
+      windows[netflow][1].push_back(run->bulk);
+      t.connections += run->connections;
+      t.bytes += run->bytes;
+      t.connect_seconds += run->connect_seconds;
+      t.bulk_seconds += run->bulk_seconds;
+      t.closes += std::max(run->closes, 0.0);
+      t.drops += run->drops;
+    }
+  }
+  for (int netflow = 0; netflow < 2; ++netflow) {
+    totals[netflow].connect = Sum(windows[netflow][0]);
+    totals[netflow].bulk = Sum(windows[netflow][1]);
+  }
+  // Where the probe's kernel time goes, program by program.
+  const CostTotals& on = totals[1];
+  fmt::print("  netflow's BPF programs (with):\n");
+  for (const auto& [name, run] : on.connect.bpf) {
+    const BpfProgramRun& bulk = on.bulk.bpf.count(name) ? on.bulk.bpf.at(name) : BpfProgramRun{};
+    fmt::print(
+        "    {:<16} per connection {:5.1f} runs, {:6.0f} ns; per MiB of bulk {:6.2f} runs, "
+        "{:6.0f} ns\n",
+        name, double(run.run_count) / on.connections, double(run.run_time_ns) / on.connections,
+        bulk.run_count / (on.bytes / 1048576.0), bulk.run_time_ns / (on.bytes / 1048576.0));
+  }
+  return std::make_pair(totals[0], totals[1]);
+}
+
+void PrintTable(const Throughput& t, const CostTotals& off, const CostTotals& on,
+                const Args& args) {
+  const auto row = [](const std::string& figure, const std::string& without,
+                      const std::string& with, const std::string& netflow) {
+    fmt::print("{:<52} {:>10} {:>10}   {}\n", figure, without, with, netflow);
+  };
+  const auto f = [](const char* format, double v) { return fmt::format(fmt::runtime(format), v); };
+  fmt::print("\nnetflow bench ({} cores, sensor interval {} s)\n",
+             sysconf(_SC_NPROCESSORS_ONLN), args.interval_s);
+  row("figure", "without", "with", "netflow");
+  row(fmt::format("wrk -> nginx 1 KiB keep-alive, req/s (median of {})", args.pairs),
+      f("{:.0f}", t.without), f("{:.0f}", t.with),
+      fmt::format("ratio {:.3f} (target >= 0.99)", t.with / t.without));
+  row("new connections/s reached", f("{:.0f}", off.ConnectionsPerSecond()),
+      f("{:.0f}", on.ConnectionsPerSecond()), "");
+  const double sensor_conn_off = off.PerHundredK(off.connect.sensor);
+  const double sensor_conn_on = on.PerHundredK(on.connect.sensor);
+  const double bpf_conn_off = off.PerHundredK(BpfSeconds(off.connect));
+  const double bpf_conn_on = on.PerHundredK(BpfSeconds(on.connect));
+  row("sensor process CPU-s per 100k connections", f("{:.3f}", sensor_conn_off),
+      f("{:.3f}", sensor_conn_on), f("+{:.3f}", sensor_conn_on - sensor_conn_off));
+  row("BPF programs (in kernel) CPU-s per 100k connections", f("{:.3f}", bpf_conn_off),
+      f("{:.3f}", bpf_conn_on), f("+{:.3f}", bpf_conn_on - bpf_conn_off));
+  row("  = cores busy at 100k new connections/s, total", "", "",
+      f("{:.3f}", sensor_conn_on - sensor_conn_off + bpf_conn_on - bpf_conn_off));
+  row("loopback Gbit/s reached (10 MiB files)", f("{:.2f}", off.Gbps()), f("{:.2f}", on.Gbps()),
+      "");
+  const double sensor_bulk_off = off.PerGbit(off.bulk.sensor);
+  const double sensor_bulk_on = on.PerGbit(on.bulk.sensor);
+  const double bpf_bulk_off = off.PerGbit(BpfSeconds(off.bulk));
+  const double bpf_bulk_on = on.PerGbit(BpfSeconds(on.bulk));
+  row("sensor process CPU-s per Gbit", f("{:.5f}", sensor_bulk_off), f("{:.5f}", sensor_bulk_on),
+      f("+{:.5f}", sensor_bulk_on - sensor_bulk_off));
+  row("BPF programs (in kernel) CPU-s per Gbit", f("{:.5f}", bpf_bulk_off),
+      f("{:.5f}", bpf_bulk_on), f("+{:.5f}", bpf_bulk_on - bpf_bulk_off));
+  row("  = cores busy at 1 Gbit/s, total", "", "",
+      f("{:.5f}", sensor_bulk_on - sensor_bulk_off + bpf_bulk_on - bpf_bulk_off));
+  if (on.drops > 0) fmt::print("the probe dropped {:.0f} close events: CPU is understated\n", on.drops);
+}
+
+// Long-lived processes that are not the bench's, by CPU used between two readings.
+void PrintOthers(const std::map<pid_t, ThreadCpu>& before,
+                 const std::map<pid_t, ThreadCpu>& after, const std::set<pid_t>& ours,
+                 double wall) {
+  std::vector<std::pair<double, std::string>> used;
+  for (const auto& [pid, proc] : after) {
+    const auto it = before.find(pid);
+    if (it == before.end() || ours.count(pid) || it->second.name != proc.name) continue;
+    if (proc.seconds - it->second.seconds >= 0.05) {
+      used.emplace_back(proc.seconds - it->second.seconds, proc.name);
+    }
+  }
+  std::sort(used.rbegin(), used.rend());
+  std::string list;
+  for (size_t i = 0; i < used.size() && i < 6; ++i) {
+    list += fmt::format("{}{} {:.1f}", i ? ", " : "", used[i].second, used[i].first);
+  }
+  fmt::print(
+      "other processes that ran through the whole bench ({:.0f} s), CPU-s: {}\n"
+      "(short-lived ones, e.g. compilers, are only in the per-window 'other processes' figures)\n",
+      wall, list.empty() ? "none above 0.05" : list);
+}
+
+int Main(int argc, char** argv) {
+  Args args;
+  CLI::App app("bench_netflow: the netflow probe's cost, side by side with a baseline sensor");
+  app.add_option("--bin-dir", args.bin_dir,
+                 "directory of nodescope-sensor and nodescope-aggregator (default: this binary's)");
+  app.add_option("--pairs", args.pairs, "throughput pairs (baseline + probe on)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 50));
+  app.add_option("--seconds", args.seconds, "wrk duration of one throughput run")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 120));
+  app.add_option("--cost-rounds", args.cost_rounds, "sensor-cost rounds (baseline + probe on)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 20));
+  app.add_option("--cost-seconds", args.cost_seconds, "wrk duration of one sensor-cost window")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 120));
+  app.add_option("--interval", args.interval_s, "the sensor's netflow interval, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60));
+  app.add_option("--nginx-workers", args.nginx_workers, "nginx worker_processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--keep-temp", args.keep_temp, "keep the configs and logs");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (args.bin_dir.empty()) {
+    std::error_code error;
+    args.bin_dir = fs::read_symlink("/proc/self/exe", error).parent_path().string();
+  }
+  for (const char* binary : {"nodescope-sensor", "nodescope-aggregator"}) {
+    if (access((args.bin_dir + "/" + binary).c_str(), X_OK) != 0) {
+      fmt::print(stderr, "bench_netflow: no {} in {} (build it or pass --bin-dir)\n", binary,
+                 args.bin_dir);
+      return 1;
+    }
+  }
+  if (geteuid() != 0) {
+    fmt::print(stderr, "bench_netflow: needs root (the sensor loads BPF programs)\n");
+    return 1;
+  }
+  char dir_template[] = "/tmp/nodescope-bench-netflow.XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) {
+    fmt::print(stderr, "bench_netflow: mkdtemp failed\n");
+    return 1;
+  }
+  const auto start = Clock::now();
+  const auto processes0 = AllProcessesCpu();
+  std::set<pid_t> ours = {getpid()};
+  Status status = Status::Ok();
+  {
+    Bench bench;
+    bench.args = args;
+    bench.dir = dir_template;
+    status = SetUp(bench);
+    Result<Throughput> throughput = Status::Error("not run");
+    Result<std::pair<CostTotals, CostTotals>> cost = Status::Error("not run");
+    if (status.ok()) throughput = PartThroughput(bench);
+    if (status.ok() && throughput.ok()) cost = PartCost(bench);
+    if (status.ok()) status = !throughput.ok() ? throughput.status() : cost.status();
+    if (status.ok()) PrintTable(*throughput, cost->first, cost->second, args);
+    for (pid_t pid : bench.OurPids()) ours.insert(pid);
+    if (status.ok()) {
+      PrintOthers(processes0, AllProcessesCpu(), ours,
+                  std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    if (Status down = TearDown(bench); status.ok()) status = down;
+  }
+  fmt::print("bench took {:.0f} s\n", std::chrono::duration<double>(Clock::now() - start).count());
+  if (!status.ok()) fmt::print(stderr, "bench_netflow: {}\n", status.message());
+  std::error_code error;
+  if (!args.keep_temp) fs::remove_all(dir_template, error);
+  if (args.keep_temp) fmt::print("configs and logs kept in {}\n", dir_template);
+  return status.ok() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace nodescope::bench
+
+int main(int argc, char** argv) {
+  // The test tools report some failures (no free port, fork) as exceptions; none may escape.
+  try {
+    return nodescope::bench::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_netflow: %s\n", e.what());
+    return 1;
+  }
+}
