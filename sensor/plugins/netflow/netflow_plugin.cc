@@ -7,7 +7,6 @@
 #include <cstring>
 
 #include "netflow.skel.h"
-#include "sensor/bpf/libbpf_log.h"
 #include "sensor/plugins/netflow/listeners.h"
 
 namespace nodescope::sensor::netflow {
@@ -25,9 +24,7 @@ int64_t NowUnixNano() {
 
 }  // namespace
 
-NetflowPlugin::NetflowPlugin() : skel_(nullptr, &netflow_bpf__destroy) {
-  selection_.probe = std::string(kProbe);
-}
+NetflowPlugin::NetflowPlugin() : probe_(kProbe, NS_NETFLOW_CNT_MAX) {}
 
 NetflowPlugin::~NetflowPlugin() { Stop(); }
 
@@ -36,25 +33,19 @@ std::vector<std::string> NetflowPlugin::Strategies() {
 }
 
 Status NetflowPlugin::Attach(std::string_view strategy) {
-  bpf::LibbpfLogCapture capture;
-  Skeleton skel(netflow_bpf__open(), &netflow_bpf__destroy);
-  if (!skel) return Status::Error("open: " + bpf::LibbpfErrorText(errno));
-  skel->rodata->ipv6_disabled = options_.ipv6_disabled;
-  if (Status s = bpf::SelectPrograms(skel->obj, strategy); !s.ok()) return s;
-  if (int err = netflow_bpf__load(skel.get()); err != 0) {
-    return Status::Error("load: " + bpf::LibbpfErrorText(err));
-  }
-  Result<std::vector<bpf::LinkPtr>> links = bpf::AttachPrograms(skel->obj, strategy);
-  if (!links.ok()) return links.status();
-  Result<std::unique_ptr<bpf::RingBuffer>> ring =
-      bpf::RingBuffer::Open(bpf_map__fd(skel->maps.events),
-                            [this](std::span<const std::byte> record) { OnRecord(record); });
-  if (!ring.ok()) return ring.status();
-
-  std::lock_guard lock(mu_);
-  skel_ = std::move(skel);
-  links_ = std::move(links).value();
-  ring_ = std::move(ring).value();
+  static constexpr bpf::SkeletonOps<netflow_bpf> kOps = {
+      .open = [] { return netflow_bpf__open(); },
+      .load = [](netflow_bpf* s) { return netflow_bpf__load(s); },
+      .destroy = [](netflow_bpf* s) { netflow_bpf__destroy(s); },
+      .ring_map = [](netflow_bpf* s) { return s->maps.events; },
+      .counters_map = [](netflow_bpf* s) { return s->maps.counters; },
+  };
+  Result<netflow_bpf*> skel = bpf::LoadSkeleton<netflow_bpf>(
+      probe_, kOps, strategy,
+      [this](std::span<const std::byte> record) { OnRecord(record); },
+      [this](netflow_bpf* s) { s->rodata->ipv6_disabled = options_.ipv6_disabled; });
+  if (!skel.ok()) return skel.status();
+  conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   return Status::Ok();
 }
 
@@ -85,16 +76,9 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   };
   table_ = std::make_unique<FlowTable>(std::move(table));
 
-  std::vector<bpf::AttachStrategy> strategies;
-  for (const std::string& name : Strategies()) {
-    strategies.push_back({name, [this, name] { return Attach(name); }});
-  }
-  bpf::Selection selection = bpf::SelectStrategy(kProbe, strategies, forced_strategy);
-  {
-    std::lock_guard lock(mu_);
-    selection_ = selection;
-  }
-  if (!selection.attached) return Status::Error(selection.error);
+  Status attached = probe_.Select(Strategies(), forced_strategy,
+                                  [this](const std::string& name) { return Attach(name); });
+  if (!attached.ok()) return attached;
   stop_ = false;
   poller_ = std::thread([this] { PollLoop(); });
   return Status::Ok();
@@ -125,11 +109,7 @@ bool NetflowPlugin::HasListener(const ns_conn& conn) {
 }
 
 void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
-  int fd;
-  {
-    std::lock_guard lock(mu_);
-    fd = bpf_map__fd(skel_->maps.conns);
-  }
+  const int fd = conns_fd_;
   listeners_.clear();
   table_->BeginWalk();
   // A hash map walk restarts from the first key when the current one is deleted under it, so it
@@ -146,7 +126,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
   }
   // Sockets that closed during the walk are in the ring buffer, not the map: settle them before
   // EndWalk takes "not in the map" for "evicted".
-  if (Result<int> drained = ring_->Poll(std::chrono::milliseconds(0)); !drained.ok()) {
+  if (Result<int> drained = probe_.ring()->Poll(std::chrono::milliseconds(0)); !drained.ok()) {
     spdlog::warn("probe {}: {}", kProbe, drained.status().message());
   }
   table_->EndWalk();
@@ -173,7 +153,7 @@ void NetflowPlugin::PollLoop() {
   auto next_report = interval_start + options_.interval;
   next_resolve_ = interval_start + kResolveEvery;
   while (!stop_.load(std::memory_order_relaxed)) {
-    Result<int> polled = ring_->Poll(kPollTimeout);
+    Result<int> polled = probe_.ring()->Poll(kPollTimeout);
     if (!polled.ok()) {
       spdlog::error("probe {}: {}; no more netflow records", kProbe, polled.status().message());
       return;
@@ -197,34 +177,15 @@ void NetflowPlugin::PollLoop() {
 void NetflowPlugin::Stop() {
   stop_ = true;
   if (poller_.joinable()) poller_.join();
-  std::lock_guard lock(mu_);
-  links_.clear();
-  ring_.reset();
-  if (skel_) {
-    ReadKernelCounters(final_kernel_counters_);
-    skel_.reset();
-  }
-}
-
-void NetflowPlugin::ReadKernelCounters(Counters& counters) const {
-  int fd = bpf_map__fd(skel_->maps.counters);
-  Result<uint64_t> drops = bpf::ReadPerCpuSum(fd, NS_NETFLOW_CNT_RINGBUF_DROPS);
-  Result<uint64_t> full = bpf::ReadPerCpuSum(fd, NS_NETFLOW_CNT_MAP_FULL);
-  if (drops.ok()) counters.ringbuf_drops = *drops;
-  if (full.ok()) counters.map_full = *full;
+  probe_.Teardown();
+  conns_fd_ = -1;
 }
 
 NetflowPlugin::Counters NetflowPlugin::counters() const {
+  std::vector<uint64_t> kernel = probe_.KernelCounters();
   Counters counters;
-  {
-    std::lock_guard lock(mu_);
-    if (skel_) {
-      ReadKernelCounters(counters);
-    } else {
-      counters.ringbuf_drops = final_kernel_counters_.ringbuf_drops;
-      counters.map_full = final_kernel_counters_.map_full;
-    }
-  }
+  counters.ringbuf_drops = kernel[NS_NETFLOW_CNT_RINGBUF_DROPS];
+  counters.map_full = kernel[NS_NETFLOW_CNT_MAP_FULL];
   counters.records = records_.load(std::memory_order_relaxed);
   counters.closes = closes_.load(std::memory_order_relaxed);
   counters.malformed = malformed_.load(std::memory_order_relaxed);
@@ -234,9 +195,6 @@ NetflowPlugin::Counters NetflowPlugin::counters() const {
   return counters;
 }
 
-v1::ProbeStatus NetflowPlugin::probe_status() const {
-  std::lock_guard lock(mu_);
-  return selection_.ToProto();
-}
+v1::ProbeStatus NetflowPlugin::probe_status() const { return probe_.status(); }
 
 }  // namespace nodescope::sensor::netflow

@@ -18,15 +18,10 @@
 #include "common/config.h"
 #include "common/status.h"
 #include "nodescope/v1/ingest.pb.h"
-#include "sensor/bpf/clock.h"
-#include "sensor/bpf/programs.h"
-#include "sensor/bpf/ring_buffer.h"
-#include "sensor/bpf/strategy.h"
+#include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/filter.h"
 #include "sensor/plugins/netflow/flow_table.h"
 #include "sensor/transport/event_sink.h"
-
-struct netflow_bpf;
 
 namespace nodescope::sensor::netflow {
 
@@ -74,15 +69,12 @@ class NetflowPlugin {
   Counters counters() const;
 
  private:
-  using Skeleton = std::unique_ptr<netflow_bpf, void (*)(netflow_bpf*)>;
-
   Status Attach(std::string_view strategy);
   void OnRecord(std::span<const std::byte> record);
   void PollLoop();
   // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
   void Report(std::chrono::nanoseconds interval);
   bool HasListener(const ns_conn& conn);
-  void ReadKernelCounters(Counters& counters) const;
 
   EventSink* sink_ = nullptr;
   NetflowOptions options_;
@@ -94,12 +86,8 @@ class NetflowPlugin {
   // netns inode -> its listening ports, refreshed once per walk.
   std::map<uint32_t, std::set<uint16_t>> listeners_;
 
-  mutable std::mutex mu_;  // guards skel_, selection_ and final_kernel_counters_
-  Skeleton skel_;
-  std::vector<bpf::LinkPtr> links_;
-  std::unique_ptr<bpf::RingBuffer> ring_;
-  bpf::Selection selection_;
-  Counters final_kernel_counters_;
+  bpf::LoadedProbe probe_;
+  int conns_fd_ = -1;  // the `conns` map, read once per interval
 
   std::thread poller_;
   std::atomic<bool> stop_{false};

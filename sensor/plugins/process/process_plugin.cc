@@ -6,7 +6,6 @@
 #include <chrono>
 
 #include "process.skel.h"
-#include "sensor/bpf/libbpf_log.h"
 #include "sensor/plugins/process/convert.h"
 
 namespace nodescope::sensor::process {
@@ -18,9 +17,7 @@ constexpr std::chrono::seconds kHousekeeping{1};
 
 }  // namespace
 
-ProcessPlugin::ProcessPlugin() : skel_(nullptr, &process_bpf__destroy) {
-  selection_.probe = std::string(kProbe);
-}
+ProcessPlugin::ProcessPlugin() : probe_(kProbe, NS_PROCESS_CNT_MAX) {}
 
 ProcessPlugin::~ProcessPlugin() { Stop(); }
 
@@ -29,25 +26,16 @@ std::vector<std::string> ProcessPlugin::Strategies() {
 }
 
 Status ProcessPlugin::Attach(std::string_view strategy) {
-  bpf::LibbpfLogCapture capture;
-  Skeleton skel(process_bpf__open(), &process_bpf__destroy);
-  if (!skel) return Status::Error("open: " + bpf::LibbpfErrorText(errno));
-  if (Status s = bpf::SelectPrograms(skel->obj, strategy); !s.ok()) return s;
-  if (int err = process_bpf__load(skel.get()); err != 0) {
-    return Status::Error("load: " + bpf::LibbpfErrorText(err));
-  }
-  Result<std::vector<bpf::LinkPtr>> links = bpf::AttachPrograms(skel->obj, strategy);
-  if (!links.ok()) return links.status();
-  Result<std::unique_ptr<bpf::RingBuffer>> ring =
-      bpf::RingBuffer::Open(bpf_map__fd(skel->maps.events),
-                            [this](std::span<const std::byte> record) { OnRecord(record); });
-  if (!ring.ok()) return ring.status();
-
-  std::lock_guard lock(mu_);
-  skel_ = std::move(skel);
-  links_ = std::move(links).value();
-  ring_ = std::move(ring).value();
-  return Status::Ok();
+  static constexpr bpf::SkeletonOps<process_bpf> kOps = {
+      .open = [] { return process_bpf__open(); },
+      .load = [](process_bpf* s) { return process_bpf__load(s); },
+      .destroy = [](process_bpf* s) { process_bpf__destroy(s); },
+      .ring_map = [](process_bpf* s) { return s->maps.events; },
+      .counters_map = [](process_bpf* s) { return s->maps.counters; },
+  };
+  return bpf::LoadSkeleton(probe_, kOps, strategy, [this](std::span<const std::byte> record) {
+           OnRecord(record);
+         }).status();
 }
 
 Status ProcessPlugin::Start(EventSink* sink, proc::ProcessCache* cache,
@@ -55,16 +43,9 @@ Status ProcessPlugin::Start(EventSink* sink, proc::ProcessCache* cache,
   if (poller_.joinable()) return Status::Error("process probe already started");
   sink_ = sink;
   cache_ = cache;
-  std::vector<bpf::AttachStrategy> strategies;
-  for (const std::string& name : Strategies()) {
-    strategies.push_back({name, [this, name] { return Attach(name); }});
-  }
-  bpf::Selection selection = bpf::SelectStrategy(kProbe, strategies, forced_strategy);
-  {
-    std::lock_guard lock(mu_);
-    selection_ = selection;
-  }
-  if (!selection.attached) return Status::Error(selection.error);
+  Status attached = probe_.Select(Strategies(), forced_strategy,
+                                  [this](const std::string& name) { return Attach(name); });
+  if (!attached.ok()) return attached;
   stop_ = false;
   clock_.Calibrate();
   poller_ = std::thread([this] { PollLoop(); });
@@ -97,7 +78,7 @@ void ProcessPlugin::OnRecord(std::span<const std::byte> record) {
 void ProcessPlugin::PollLoop() {
   auto next_housekeeping = std::chrono::steady_clock::now() + kHousekeeping;
   while (!stop_.load(std::memory_order_relaxed)) {
-    Result<int> polled = ring_->Poll(kPollTimeout);
+    Result<int> polled = probe_.ring()->Poll(kPollTimeout);
     if (!polled.ok()) {
       spdlog::error("probe {}: {}; no more process events", kProbe, polled.status().message());
       return;
@@ -114,38 +95,14 @@ void ProcessPlugin::PollLoop() {
 void ProcessPlugin::Stop() {
   stop_ = true;
   if (poller_.joinable()) poller_.join();
-  std::lock_guard lock(mu_);
-  links_.clear();  // detached: nothing new is queued from here on
-  if (ring_) {
-    Result<int> drained = ring_->Poll(std::chrono::milliseconds(0));
-    if (!drained.ok()) spdlog::warn("probe {}: {}", kProbe, drained.status().message());
-  }
-  ring_.reset();
-  if (skel_) {
-    ReadKernelCounters(final_kernel_counters_);
-    skel_.reset();
-  }
-}
-
-void ProcessPlugin::ReadKernelCounters(Counters& counters) const {
-  int fd = bpf_map__fd(skel_->maps.counters);
-  Result<uint64_t> drops = bpf::ReadPerCpuSum(fd, NS_PROCESS_CNT_RINGBUF_DROPS);
-  Result<uint64_t> unresolved = bpf::ReadPerCpuSum(fd, NS_PROCESS_CNT_FORK_UNRESOLVED);
-  if (drops.ok()) counters.ringbuf_drops = *drops;
-  if (unresolved.ok()) counters.fork_unresolved = *unresolved;
+  probe_.Teardown();
 }
 
 ProcessPlugin::Counters ProcessPlugin::counters() const {
+  std::vector<uint64_t> kernel = probe_.KernelCounters();
   Counters counters;
-  {
-    std::lock_guard lock(mu_);
-    if (skel_) {
-      ReadKernelCounters(counters);
-    } else {
-      counters.ringbuf_drops = final_kernel_counters_.ringbuf_drops;
-      counters.fork_unresolved = final_kernel_counters_.fork_unresolved;
-    }
-  }
+  counters.ringbuf_drops = kernel[NS_PROCESS_CNT_RINGBUF_DROPS];
+  counters.fork_unresolved = kernel[NS_PROCESS_CNT_FORK_UNRESOLVED];
   counters.exec = exec_.load(std::memory_order_relaxed);
   counters.fork = fork_.load(std::memory_order_relaxed);
   counters.exit = exit_.load(std::memory_order_relaxed);
@@ -153,9 +110,6 @@ ProcessPlugin::Counters ProcessPlugin::counters() const {
   return counters;
 }
 
-v1::ProbeStatus ProcessPlugin::probe_status() const {
-  std::lock_guard lock(mu_);
-  return selection_.ToProto();
-}
+v1::ProbeStatus ProcessPlugin::probe_status() const { return probe_.status(); }
 
 }  // namespace nodescope::sensor::process

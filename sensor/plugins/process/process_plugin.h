@@ -14,13 +14,9 @@
 #include "common/status.h"
 #include "nodescope/v1/ingest.pb.h"
 #include "sensor/bpf/clock.h"
-#include "sensor/bpf/programs.h"
-#include "sensor/bpf/ring_buffer.h"
-#include "sensor/bpf/strategy.h"
+#include "sensor/bpf/loaded_probe.h"
 #include "sensor/proc/process_cache.h"
 #include "sensor/transport/event_sink.h"
-
-struct process_bpf;
 
 namespace nodescope::sensor::process {
 
@@ -58,31 +54,19 @@ class ProcessPlugin {
   Counters counters() const;
 
  private:
-  // std::unique_ptr<process_bpf, decltype(&process_bpf__destroy)>, without including the
-  // skeleton header (it embeds the whole object) here.
-  using Skeleton = std::unique_ptr<process_bpf, void (*)(process_bpf*)>;
-
   Status Attach(std::string_view strategy);
   void OnRecord(std::span<const std::byte> record);
   void PollLoop();
-  void ReadKernelCounters(Counters& counters) const;
 
   EventSink* sink_ = nullptr;
   proc::ProcessCache* cache_ = nullptr;
   bpf::MonotonicToRealtime clock_;
 
-  // Destroyed in reverse order: ring buffer, links (detach), then the skeleton.
-  mutable std::mutex mu_;  // guards skel_ (counters() against Stop()) and selection_
-  Skeleton skel_;
-  std::vector<bpf::LinkPtr> links_;
-  std::unique_ptr<bpf::RingBuffer> ring_;
-
-  bpf::Selection selection_;
+  bpf::LoadedProbe probe_;
   std::thread poller_;
   std::atomic<bool> stop_{false};
 
   std::atomic<uint64_t> exec_{0}, fork_{0}, exit_{0}, malformed_{0};
-  Counters final_kernel_counters_;  // read just before the skeleton is destroyed
 };
 
 }  // namespace nodescope::sensor::process

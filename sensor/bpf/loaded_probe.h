@@ -1,0 +1,101 @@
+// The kernel side of one probe: the attach-strategy selection, and once a strategy attached its
+// skeleton, links and ring buffer, torn down in the order the kernel needs (links first, so
+// nothing new is queued; the ring buffer drained; the object last), plus the per-CPU counters the
+// probe keeps, still readable after teardown. Every probe plugin holds one.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "nodescope/v1/ingest.pb.h"
+#include "sensor/bpf/libbpf_log.h"
+#include "sensor/bpf/programs.h"
+#include "sensor/bpf/ring_buffer.h"
+#include "sensor/bpf/strategy.h"
+
+namespace nodescope::sensor::bpf {
+
+class LoadedProbe {
+ public:
+  // `counter_slots`: the size of the probe's per-CPU `counters` array.
+  LoadedProbe(std::string_view probe, uint32_t counter_slots);
+  ~LoadedProbe();  // Teardown()
+  LoadedProbe(const LoadedProbe&) = delete;
+  LoadedProbe& operator=(const LoadedProbe&) = delete;
+
+  // Tries `strategies` best first (only `forced` when it is not empty) with `attach`, which loads
+  // one strategy (LoadSkeleton below) or fails leaving nothing loaded.
+  Status Select(const std::vector<std::string>& strategies, std::string_view forced,
+                const std::function<Status(const std::string&)>& attach);
+  // Takes what a successful attach made.
+  void Adopt(std::function<void()> destroy_object, std::vector<LinkPtr> links,
+             std::unique_ptr<RingBuffer> ring, int counters_fd);
+  // The ring buffer, between Adopt and Teardown; for the probe's polling thread.
+  RingBuffer* ring() { return ring_.get(); }
+  // Detaches, delivers what is still queued, keeps the counters' last values, frees everything.
+  void Teardown();
+
+  // Slot i of the per-CPU counters summed over CPUs: live, or as they were at teardown.
+  std::vector<uint64_t> KernelCounters() const;
+  v1::ProbeStatus status() const;
+
+ private:
+  std::vector<uint64_t> ReadCounters() const;  // mu_ held
+
+  const uint32_t counter_slots_;
+  mutable std::mutex mu_;  // guards everything below against status()/KernelCounters()
+  Selection selection_;
+  std::function<void()> destroy_object_;
+  std::vector<LinkPtr> links_;
+  std::unique_ptr<RingBuffer> ring_;
+  int counters_fd_ = -1;
+  std::vector<uint64_t> final_counters_;
+};
+
+// What LoadSkeleton needs of a bpftool skeleton type `x_bpf`.
+template <typename Skel>
+struct SkeletonOps {
+  Skel* (*open)();
+  int (*load)(Skel*);
+  void (*destroy)(Skel*);
+  bpf_map* (*ring_map)(Skel*);      // the BPF_MAP_TYPE_RINGBUF the probe emits to
+  bpf_map* (*counters_map)(Skel*);  // its per-CPU counters
+};
+
+// Opens the skeleton, lets `configure` set its read-only data, loads only the programs of
+// `strategy`, attaches them and opens the ring buffer with `handler`; hands all of it to `probe`.
+// Returns the skeleton, owned by `probe` until its Teardown.
+template <typename Skel>
+Result<Skel*> LoadSkeleton(LoadedProbe& probe, const SkeletonOps<Skel>& ops,
+                           std::string_view strategy, RingBuffer::Handler handler,
+                           const std::function<void(Skel*)>& configure = {}) {
+  LibbpfLogCapture capture;
+  std::unique_ptr<Skel, void (*)(Skel*)> skel(ops.open(), ops.destroy);
+  if (!skel) return Status::Error("open: " + LibbpfErrorText(errno));
+  if (configure) configure(skel.get());
+  if (Status s = SelectPrograms(skel->obj, strategy); !s.ok()) return s;
+  if (int err = ops.load(skel.get()); err != 0) {
+    return Status::Error("load: " + LibbpfErrorText(err));
+  }
+  Result<std::vector<LinkPtr>> links = AttachPrograms(skel->obj, strategy);
+  if (!links.ok()) return links.status();
+  Result<std::unique_ptr<RingBuffer>> ring =
+      RingBuffer::Open(bpf_map__fd(ops.ring_map(skel.get())), std::move(handler));
+  if (!ring.ok()) return ring.status();
+  const int counters_fd = bpf_map__fd(ops.counters_map(skel.get()));
+  Skel* raw = skel.release();
+  probe.Adopt([raw, destroy = ops.destroy] { destroy(raw); }, std::move(links).value(),
+              std::move(ring).value(), counters_fd);
+  return raw;
+}
+
+}  // namespace nodescope::sensor::bpf
