@@ -86,7 +86,8 @@ Result<std::unique_ptr<DelayLine>> DelayLine::Create(std::chrono::microseconds d
 
   line->dir_ = std::make_unique<TempDir>();
   line->bridge_ = std::make_unique<Subprocess>(
-      line->middle_->Exec({binary, "--delay-us", std::to_string(delay.count()), leg_a, leg_b}),
+      line->middle_->Exec(DieWithParent(
+          {binary, "--delay-us", std::to_string(delay.count()), leg_a, leg_b}, "TERM")),
       line->dir_->File("bridge.log"));
   Subprocess* bridge = line->bridge_.get();
   if (!WaitFor([&] { return !bridge->Running() || bridge->Log().find("ready\n") == 0; }, 5s) ||

@@ -31,16 +31,19 @@ std::string JoinArgs(const std::vector<std::string>& argv) {
   return out;
 }
 
-// Deletes namespaces "nst-<pid>-..." whose pid is gone: what a test killed mid-run left behind.
-// A live pid (even a recycled one) keeps its namespaces, so a concurrent test is never touched.
+// Deletes namespaces "nst-<pid>-..." whose pid is gone: what a test killed mid-run left behind,
+// and kills what still runs in them (its servers). A live pid, even a recycled one, keeps its
+// namespaces, so a concurrent test is never touched.
 void SweepStaleNamespaces() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(kNetnsDir, ec)) {
     const std::string name = entry.path().filename();
     if (name.rfind(kNetnsPrefix, 0) != 0) continue;
     const pid_t pid = std::atoi(name.c_str() + std::strlen(kNetnsPrefix));
-    if (pid <= 0 || pid == getpid()) continue;
-    if (kill(pid, 0) != 0 && errno == ESRCH) (void)Run({"ip", "netns", "del", name});
+    if (pid <= 0 || pid == getpid() || PidAlive(pid)) continue;
+    std::istringstream pids(RunCommand({Which("ip"), "netns", "pids", name}).out);
+    for (pid_t p; pids >> p;) kill(p, SIGKILL);
+    (void)Run({"ip", "netns", "del", name});
   }
 }
 
@@ -66,6 +69,19 @@ Status Run(std::vector<std::string> argv) {
   CommandResult r = RunCommand(argv);
   if (r.exit_code == 0) return Status::Ok();
   return Status::Error(JoinArgs(argv) + ": exit " + std::to_string(r.exit_code) + ": " + r.err);
+}
+
+bool PidAlive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  return stat[paren + 2] != 'Z';
+}
+
+std::vector<std::string> DieWithParent(std::vector<std::string> argv, const std::string& signal) {
+  argv.insert(argv.begin(), {Which("setpriv"), "--pdeathsig", signal, "--"});
+  return argv;
 }
 
 std::string UniqueTag() { return std::to_string(getpid()) + "-" + std::to_string(next_tag++); }

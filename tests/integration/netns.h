@@ -4,6 +4,8 @@
 // a shared machine never collide, and is deleted by the destructors even when a test fails.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,11 +26,21 @@ Status Run(std::vector<std::string> argv);
 // "<pid>-<n>": unique for this process's lifetime and across concurrent test processes.
 std::string UniqueTag();
 
+// Whether `pid` is a live process (a zombie counts as dead: its test is over).
+bool PidAlive(pid_t pid);
+
+// argv prefixed so that the program gets `signal` when the thread that started it exits
+// (PR_SET_PDEATHSIG through util-linux's setpriv): a test killed midway leaves no server or
+// tracer running. Start such programs from the test's main thread, not from a short-lived one.
+std::vector<std::string> DieWithParent(std::vector<std::string> argv,
+                                       const std::string& signal = "KILL");
+
 // One network namespace, or the root namespace (which is never created or deleted).
 class Netns {
  public:
   // A fresh namespace named "nst-<pid>-<n>-<role>" with lo up. Namespaces that an earlier test
-  // process (now dead) left behind under that scheme are deleted first.
+  // process (now dead) left behind under that scheme are deleted first, with whatever still
+  // runs inside them.
   static Result<std::unique_ptr<Netns>> Create(const std::string& role);
   // The namespace this process runs in.
   static std::unique_ptr<Netns> Root();

@@ -152,7 +152,8 @@ Result<std::unique_ptr<Nginx>> Nginx::Start(NginxOptions options) {
   std::unique_ptr<Netns> root = Netns::Root();
   if (ns == nullptr) ns = root.get();
   n->process_ = std::make_unique<Subprocess>(
-      ns->Exec({binary, "-p", prefix + "/", "-c", prefix + "/nginx.conf"}),
+      // SIGTERM is nginx's fast shutdown: the master takes its workers down with it.
+      ns->Exec(DieWithParent({binary, "-p", prefix + "/", "-c", prefix + "/nginx.conf"}, "TERM")),
       n->dir_->File("stdout.log"));
   const bool up = WaitFor(
       [&] {

@@ -1,9 +1,7 @@
 #include "tests/integration/packet_drop.h"
 
-#include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -25,7 +23,7 @@ void SweepStaleRootTables() {
     const size_t at = line.find(kTablePrefix);
     if (line.rfind("table inet ", 0) != 0 || at == std::string::npos) continue;
     const pid_t pid = std::atoi(line.c_str() + at + sizeof(kTablePrefix) - 1);
-    if (pid > 0 && pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH)
+    if (pid > 0 && pid != getpid() && !PidAlive(pid))
       (void)Run({"nft", "delete", "table", "inet", line.substr(at)});
   }
 }

@@ -87,7 +87,8 @@ Result<std::unique_ptr<TcpLife>> TcpLife::Start(const TcpLifeOptions& options) {
   if (options.pid > 0) argv.insert(argv.end(), {"-p", std::to_string(options.pid)});
   std::unique_ptr<TcpLife> t(new TcpLife());
   t->dir_ = std::make_unique<TempDir>();
-  t->process_ = std::make_unique<Subprocess>(argv, t->dir_->File("tcplife.log"));
+  t->process_ =
+      std::make_unique<Subprocess>(DieWithParent(argv, "INT"), t->dir_->File("tcplife.log"));
   // The header is printed after the BPF program is attached: from then on nothing is missed.
   Subprocess* p = t->process_.get();
   if (!nodescope::test::WaitFor(
