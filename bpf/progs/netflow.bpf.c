@@ -70,24 +70,6 @@ static __always_inline void v4_mapped(__u8 out[16], __u32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
-static __always_inline void read_tuple(struct ns_conn *c, struct sock *sk)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-	if (family == NS_AF_INET) {
-		v4_mapped(c->saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		v4_mapped(c->daddr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
-		c->family = 4;
-	} else {
-		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-		c->family = 6;
-	}
-	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	c->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-}
-
 /* The process, not the thread: a worker thread's comm is its own, the record names the program. */
 static __always_inline void set_task(struct ns_conn *c)
 {
@@ -107,6 +89,29 @@ static __always_inline void set_task(struct ns_conn *c)
  * which the bench measured at ~3x the cost of the whole tp_btf run. The dead flavour is removed
  * by the compiler, so the verifier never sees a plain load from an untrusted pointer. */
 #define NS_SK_READ(btf, sk, field) ((btf) ? (sk)->field : BPF_CORE_READ(sk, field))
+
+static __always_inline void read_tuple(struct ns_conn *c, struct sock *sk, bool btf)
+{
+	__u16 family = NS_SK_READ(btf, sk, __sk_common.skc_family);
+
+	if (family == NS_AF_INET) {
+		v4_mapped(c->saddr, NS_SK_READ(btf, sk, __sk_common.skc_rcv_saddr));
+		v4_mapped(c->daddr, NS_SK_READ(btf, sk, __sk_common.skc_daddr));
+		c->family = 4;
+	} else if (btf) {
+		__builtin_memcpy(c->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(c->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
+		c->family = 6;
+	} else {
+		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		c->family = 6;
+	}
+	c->sport = NS_SK_READ(btf, sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(NS_SK_READ(btf, sk, __sk_common.skc_dport));
+	c->netns = btf ? sk->__sk_common.skc_net.net->ns.inum
+		       : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
 
 static __always_inline void read_tcp_stats(struct ns_conn *c, struct sock *sk, bool btf)
 {
@@ -169,7 +174,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		fresh.start_ns = bpf_ktime_get_ns();
 		fresh.protocol = IPPROTO_TCP;
 		fresh.direction = NS_CONN_DIR_OUTGOING;
-		read_tuple(&fresh, sk);
+		read_tuple(&fresh, sk, btf);
 		set_task(&fresh);
 		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
 		return 0;
@@ -190,7 +195,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 			if (!c)
 				return 0;
 		}
-		read_tuple(c, sk);
+		read_tuple(c, sk, btf);
 		c->flags |= NS_CONN_ESTABLISHED;
 		return 0;
 	}
@@ -259,7 +264,7 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 		}
 		fresh.start_ns = bpf_ktime_get_ns();
 		fresh.protocol = protocol;
-		read_tuple(&fresh, sk);
+		read_tuple(&fresh, sk, btf);
 		set_task(&fresh);
 		c = insert(key, &fresh);
 		if (!c)
@@ -269,7 +274,7 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 	}
 	/* A UDP socket connect()ed after its first datagram (socat's UDP-LISTEN does this). */
 	if (protocol == IPPROTO_UDP && c->dport == 0)
-		read_tuple(c, sk);
+		read_tuple(c, sk, btf);
 
 	if (send)
 		__sync_fetch_and_add(&c->bytes_written, ret);

@@ -9,7 +9,7 @@ LoadedProbe::LoadedProbe(std::string_view probe, uint32_t counter_slots)
   selection_.probe = std::string(probe);
 }
 
-LoadedProbe::~LoadedProbe() { Teardown(); }
+LoadedProbe::~LoadedProbe() { TeardownImpl(false); }
 
 Status LoadedProbe::Select(const std::vector<std::string>& strategies, std::string_view forced,
                            const std::function<Status(const std::string&)>& attach) {
@@ -37,10 +37,10 @@ void LoadedProbe::Adopt(std::function<void()> destroy_object, std::vector<LinkPt
   counters_fd_ = counters_fd;
 }
 
-void LoadedProbe::Teardown() {
+void LoadedProbe::TeardownImpl(bool deliver) {
   std::lock_guard lock(mu_);
   links_.clear();
-  if (ring_) {
+  if (ring_ && deliver) {
     Result<int> drained = ring_->Poll(std::chrono::milliseconds(0));
     if (!drained.ok()) spdlog::warn("probe {}: {}", selection_.probe, drained.status().message());
   }

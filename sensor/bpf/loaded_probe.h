@@ -28,7 +28,9 @@ class LoadedProbe {
  public:
   // `counter_slots`: the size of the probe's per-CPU `counters` array.
   LoadedProbe(std::string_view probe, uint32_t counter_slots);
-  ~LoadedProbe();  // Teardown()
+  // Frees what Teardown did not, without delivering queued records: the handler may belong to
+  // an owner that is being destroyed.
+  ~LoadedProbe();
   LoadedProbe(const LoadedProbe&) = delete;
   LoadedProbe& operator=(const LoadedProbe&) = delete;
 
@@ -42,13 +44,14 @@ class LoadedProbe {
   // The ring buffer, between Adopt and Teardown; for the probe's polling thread.
   RingBuffer* ring() { return ring_.get(); }
   // Detaches, delivers what is still queued, keeps the counters' last values, frees everything.
-  void Teardown();
+  void Teardown() { TeardownImpl(true); }
 
   // Slot i of the per-CPU counters summed over CPUs: live, or as they were at teardown.
   std::vector<uint64_t> KernelCounters() const;
   v1::ProbeStatus status() const;
 
  private:
+  void TeardownImpl(bool deliver);
   std::vector<uint64_t> ReadCounters() const;  // mu_ held
 
   const uint32_t counter_slots_;

@@ -76,6 +76,8 @@ class NetflowProbe : public ::testing::TestWithParam<std::string> {
     conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   }
 
+  void TearDown() override { probe_.Teardown(); }
+
   // The entry whose local/remote ports are these, read from the map.
   std::optional<ns_conn> Entry(uint16_t sport, uint16_t dport, uint8_t protocol) {
     uint64_t key = 0, next = 0;
@@ -102,9 +104,9 @@ class NetflowProbe : public ::testing::TestWithParam<std::string> {
     return std::nullopt;
   }
 
+  std::vector<ns_conn_close> closes_;  // before probe_: its handler writes here until teardown
   LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
   int conns_fd_ = -1;
-  std::vector<ns_conn_close> closes_;
 };
 
 struct Loopback {
