@@ -14,6 +14,8 @@
 /* Live sockets tracked at once. An entry is 112 bytes (+ hash overhead), so 65536 cost ~10 MiB of locked memory;
  * beyond that the LRU evicts the least recently used socket, which user space counts. */
 #define NS_NETFLOW_MAX_CONNS 65536
+/* Remote addresses of unconnected UDP sockets' last sendmsg/recvmsg, by socket cookie. */
+#define NS_NETFLOW_MAX_UDP_PEERS 16384
 /* Close events between two polls (100 ms): 1 MiB holds ~6,000, i.e. 60,000 closes/s. */
 #define NS_NETFLOW_RINGBUF_BYTES (1 << 20)
 
@@ -36,7 +38,22 @@ enum ns_netflow_counter {
 	NS_NETFLOW_CNT_MAX = 2,
 };
 
-/* One socket, keyed in `conns` by its kernel address. Byte counters are what the applications
+/* Key of `conns`: the socket, and for an unconnected UDP socket the peer it talked to, so a DNS
+ * server's traffic is split per client. */
+struct ns_conn_key {
+	__u64 sk;   /* struct sock address */
+	__u64 peer; /* 0; or the peer of an unconnected UDP socket: IPv4 (1 << 63 | addr << 16 |
+		     * port), exact; IPv6 a 63-bit hash of address and port */
+};
+
+/* What the cgroup sendmsg/recvmsg hooks saw of an unconnected UDP socket's peer. */
+struct ns_udp_peer {
+	__u8 addr[16]; /* IPv4 as v4-mapped IPv6 */
+	__u16 port;    /* host order */
+	__u8 pad[6];
+};
+
+/* One socket, keyed in `conns` by struct ns_conn_key. Byte counters are what the applications
  * passed through the socket calls (sendmsg/recvmsg and everything built on them: read, write,
  * sendfile, splice to a socket), which is what the reference's tcp_sendmsg/tcp_cleanup_rbuf
  * kprobes count: payload only, no headers, no retransmitted copies. */
@@ -70,9 +87,13 @@ struct ns_conn_close {
 };
 
 #ifdef __cplusplus
+static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
+static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
 static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
 static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
 #else
+_Static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
+_Static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
 _Static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
 _Static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
 #endif

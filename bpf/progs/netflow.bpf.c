@@ -31,9 +31,16 @@ const volatile bool ipv6_disabled = false;
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NS_NETFLOW_MAX_CONNS);
-	__type(key, __u64); /* struct sock address */
+	__type(key, struct ns_conn_key);
 	__type(value, struct ns_conn);
 } conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NS_NETFLOW_MAX_UDP_PEERS);
+	__type(key, __u64); /* socket cookie */
+	__type(value, struct ns_udp_peer);
+} udp_peers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -133,20 +140,20 @@ static __always_inline void read_tcp_stats(struct ns_conn *c, struct sock *sk, b
 	}
 }
 
-static __always_inline struct ns_conn *insert(__u64 key, struct ns_conn *fresh)
+static __always_inline struct ns_conn *insert(struct ns_conn_key *key, struct ns_conn *fresh)
 {
-	long err = bpf_map_update_elem(&conns, &key, fresh, BPF_NOEXIST);
+	long err = bpf_map_update_elem(&conns, key, fresh, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU inserted it first */)
 		count(NS_NETFLOW_CNT_MAP_FULL);
-	return bpf_map_lookup_elem(&conns, &key);
+	return bpf_map_lookup_elem(&conns, key);
 }
 
 /* __noinline keeps struct ns_conn_close in the object's BTF, which bpf/abi/netflow_abi_test.cc
  * compares with the C++ layout. */
-static __noinline int fill_close(struct ns_conn_close *e, __u64 key, struct ns_conn *c)
+static __noinline int fill_close(struct ns_conn_close *e, __u64 sk, struct ns_conn *c)
 {
-	e->sk = key;
+	e->sk = sk;
 	e->ts_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&e->conn, c, sizeof(e->conn));
 	return 0;
@@ -155,7 +162,7 @@ static __noinline int fill_close(struct ns_conn_close *e, __u64 key, struct ns_c
 static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstate, int newstate,
 				    bool btf)
 {
-	__u64 key = (__u64)sk;
+	struct ns_conn_key key = {.sk = (__u64)sk};
 	struct ns_conn *c;
 
 	/* Ten transitions per connection, half of them of no interest: leave before any read. */
@@ -191,7 +198,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 			fresh.protocol = IPPROTO_TCP;
 			fresh.direction = oldstate == TCP_SYN_RECV ? NS_CONN_DIR_INCOMING
 								   : NS_CONN_DIR_OUTGOING;
-			c = insert(key, &fresh);
+			c = insert(&key, &fresh);
 			if (!c)
 				return 0;
 		}
@@ -218,7 +225,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		read_tcp_stats(c, sk, btf);
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
-			fill_close(e, key, c);
+			fill_close(e, key.sk, c);
 			bpf_ringbuf_submit(e, 0);
 		} else {
 			count(NS_NETFLOW_CNT_RINGBUF_DROPS);
@@ -236,16 +243,45 @@ static __always_inline bool tcp_has_data_state(struct sock *sk, bool btf)
 	       state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
 }
 
+/* A peer's id in struct ns_conn_key: exact for IPv4, a 63-bit mix for IPv6 (top bit clear, so
+ * the two never meet; never 0, which means "no peer"). */
+static __always_inline __u64 peer_id(const struct ns_udp_peer *p)
+{
+	__u64 hi, lo, mixed;
+
+	if (p->addr[10] == 0xff && p->addr[11] == 0xff && !p->addr[0] && !p->addr[8]) {
+		__u32 v4;
+
+		__builtin_memcpy(&v4, p->addr + 12, 4);
+		return (1ULL << 63) | ((__u64)v4 << 16) | p->port;
+	}
+	__builtin_memcpy(&hi, p->addr, 8);
+	__builtin_memcpy(&lo, p->addr + 8, 8);
+	mixed = (hi * 0x9e3779b97f4a7c15ULL) ^ (lo * 0xc2b2ae3d27d4eb4fULL) ^ p->port;
+	mixed ^= mixed >> 29;
+	return (mixed & ~(1ULL << 63)) | 1;
+}
+
 static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, int ret, int flags,
 				 bool send, bool btf)
 {
-	__u64 key = (__u64)sk;
+	struct ns_conn_key key = {.sk = (__u64)sk};
+	struct ns_udp_peer *peer = NULL;
 	struct ns_conn *c;
 
 	if (ret <= 0 || (!send && (flags & NS_MSG_PEEK)))
 		return 0;
 	if ((protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) || !family_wanted(family))
 		return 0;
+	if (protocol == IPPROTO_UDP && NS_SK_READ(btf, sk, __sk_common.skc_dport) == 0) {
+		/* Unconnected: the peer of this very call, left by the cgroup hook just before. */
+		__u64 cookie = NS_SK_READ(btf, sk, __sk_common.skc_cookie.counter);
+
+		if (cookie)
+			peer = bpf_map_lookup_elem(&udp_peers, &cookie);
+		if (peer)
+			key.peer = peer_id(peer);
+	}
 
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c) {
@@ -265,15 +301,19 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 		fresh.start_ns = bpf_ktime_get_ns();
 		fresh.protocol = protocol;
 		read_tuple(&fresh, sk, btf);
+		if (peer) {
+			__builtin_memcpy(fresh.daddr, peer->addr, 16);
+			fresh.dport = peer->port;
+		}
 		set_task(&fresh);
-		c = insert(key, &fresh);
+		c = insert(&key, &fresh);
 		if (!c)
 			return 0;
 	} else if (!(c->flags & NS_CONN_PID_SET)) {
 		set_task(c);
 	}
 	/* A UDP socket connect()ed after its first datagram (socat's UDP-LISTEN does this). */
-	if (protocol == IPPROTO_UDP && c->dport == 0)
+	if (protocol == IPPROTO_UDP && !key.peer && c->dport == 0)
 		read_tuple(c, sk, btf);
 
 	if (send)
@@ -287,7 +327,7 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 
 static __always_inline int on_retransmit(struct sock *sk, bool btf)
 {
-	__u64 key = (__u64)sk;
+	struct ns_conn_key key = {.sk = (__u64)sk};
 	struct ns_conn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (c)
@@ -350,4 +390,54 @@ SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
 {
 	return on_retransmit((struct sock *)ctx->skaddr, false);
+}
+
+/* ---- cgroup: strategy-independent helpers (Linux 4.18+), attached to the cgroup v2 root ----
+ * An unconnected UDP socket's peer is in the msghdr, which sock_*_length do not see; these hooks
+ * run inside the same sendmsg/recvmsg (only for unconnected UDP sockets) just before, and leave
+ * the peer by socket cookie. They never change the address and always allow the call. */
+
+static __always_inline int remember_peer(struct bpf_sock_addr *ctx, bool v6)
+{
+	struct ns_udp_peer p = {};
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	if (v6) {
+		__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2],
+		      w3 = ctx->user_ip6[3];
+
+		__builtin_memcpy(p.addr, &w0, 4);
+		__builtin_memcpy(p.addr + 4, &w1, 4);
+		__builtin_memcpy(p.addr + 8, &w2, 4);
+		__builtin_memcpy(p.addr + 12, &w3, 4);
+	} else {
+		v4_mapped(p.addr, ctx->user_ip4);
+	}
+	p.port = bpf_ntohs((__u16)ctx->user_port);
+	bpf_map_update_elem(&udp_peers, &cookie, &p, BPF_ANY);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int cgroup__udp_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return remember_peer(ctx, false);
+}
+
+SEC("cgroup/recvmsg4")
+int cgroup__udp_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return remember_peer(ctx, false);
+}
+
+SEC("cgroup/sendmsg6")
+int cgroup__udp_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return remember_peer(ctx, true);
+}
+
+SEC("cgroup/recvmsg6")
+int cgroup__udp_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return remember_peer(ctx, true);
 }

@@ -37,6 +37,11 @@ void LoadedProbe::Adopt(std::function<void()> destroy_object, std::vector<LinkPt
   counters_fd_ = counters_fd;
 }
 
+void LoadedProbe::AdoptLinks(std::vector<LinkPtr> links) {
+  std::lock_guard lock(mu_);
+  for (LinkPtr& link : links) links_.push_back(std::move(link));
+}
+
 void LoadedProbe::TeardownImpl(bool deliver) {
   std::lock_guard lock(mu_);
   links_.clear();

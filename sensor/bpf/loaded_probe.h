@@ -41,6 +41,8 @@ class LoadedProbe {
   // Takes what a successful attach made.
   void Adopt(std::function<void()> destroy_object, std::vector<LinkPtr> links,
              std::unique_ptr<RingBuffer> ring, int counters_fd);
+  // More links of the adopted object (hooks attached apart from the strategy's programs).
+  void AdoptLinks(std::vector<LinkPtr> links);
   // The ring buffer, between Adopt and Teardown; for the probe's polling thread.
   RingBuffer* ring() { return ring_.get(); }
   // Detaches, delivers what is still queued, keeps the counters' last values, frees everything.

@@ -1,5 +1,8 @@
 #include "sensor/bpf/programs.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -20,8 +23,10 @@ Status SelectPrograms(bpf_object* object, std::string_view strategy) {
   int selected = 0;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
-    bool mine = ProgramInStrategy(bpf_program__name(program), strategy);
-    if (int err = bpf_program__set_autoload(program, mine); err != 0) {
+    const std::string_view name = bpf_program__name(program);
+    bool mine = ProgramInStrategy(name, strategy);
+    bool helper = name.substr(0, kCgroupPrefix.size()) == kCgroupPrefix;
+    if (int err = bpf_program__set_autoload(program, mine || helper); err != 0) {
       return Status::Error(std::string("set autoload of ") + bpf_program__name(program) + ": " +
                            LibbpfErrorText(err));
     }
@@ -47,6 +52,31 @@ Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view
     }
     links.emplace_back(link, &bpf_link__destroy);
   }
+  return links;
+}
+
+Result<std::vector<LinkPtr>> AttachCgroupPrograms(bpf_object* object,
+                                                  const std::string& cgroup_path) {
+  int fd = open(cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("open " + cgroup_path + ": " + std::strerror(errno));
+  std::vector<LinkPtr> links;
+  Status status = Status::Ok();
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    const std::string_view name = bpf_program__name(program);
+    if (name.substr(0, kCgroupPrefix.size()) != kCgroupPrefix) continue;
+    bpf_link* link = bpf_program__attach_cgroup(program, fd);
+    if (link == nullptr) {
+      int err = errno;
+      status = Status::Error("attach " + std::string(name) + " to " + cgroup_path + ": " +
+                             LibbpfErrorText(err));
+      links.clear();
+      break;
+    }
+    links.emplace_back(link, &bpf_link__destroy);
+  }
+  close(fd);
+  if (!status.ok()) return status;
   return links;
 }
 

@@ -14,12 +14,21 @@ namespace nodescope::sensor::bpf {
 
 using LinkPtr = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
 
-// Before load: autoload exactly the programs named "<strategy>__*". Fails if there are none.
+// Programs named "cgroup__*" belong to every strategy: helpers hooked to the cgroup v2 root
+// (cgroup/sendmsg4, ...), which have no alternative hook and no automatic attach.
+inline constexpr std::string_view kCgroupPrefix = "cgroup__";
+
+// Before load: autoload exactly the programs named "<strategy>__*" and "cgroup__*". Fails if
+// there are none of the strategy.
 Status SelectPrograms(bpf_object* object, std::string_view strategy);
 
-// After load: attaches every program of `strategy`; on failure the links made so far are
-// destroyed. The links must be destroyed before the object.
+// After load: attaches every program of `strategy` (not the cgroup__ ones); on failure the links
+// made so far are destroyed. The links must be destroyed before the object.
 Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view strategy);
+// After load: attaches every cgroup__ program to the cgroup v2 directory `cgroup_path` (the root
+// covers every process). All or nothing.
+Result<std::vector<LinkPtr>> AttachCgroupPrograms(bpf_object* object,
+                                                  const std::string& cgroup_path);
 
 // "Permission denied (libbpf: prog 'x': BPF program load failed: ...)": the error of a libbpf
 // call plus the root cause libbpf logged on this thread under the innermost LibbpfLogCapture.

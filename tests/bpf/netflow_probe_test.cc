@@ -80,7 +80,7 @@ class NetflowProbe : public ::testing::TestWithParam<std::string> {
 
   // The entry whose local/remote ports are these, read from the map.
   std::optional<ns_conn> Entry(uint16_t sport, uint16_t dport, uint8_t protocol) {
-    uint64_t key = 0, next = 0;
+    ns_conn_key key{}, next{};
     const void* prev = nullptr;
     ns_conn conn;
     while (bpf_map_get_next_key(conns_fd_, prev, &next) == 0) {

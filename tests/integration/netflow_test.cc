@@ -352,6 +352,67 @@ TEST_F(Netflow, UdpBytesAreExactBothWays) {
   }
 }
 
+// A server on an unconnected socket (recvfrom/sendto, as DNS servers do) answering two clients
+// on different addresses: one record per client, exact both ways.
+TEST_F(Netflow, UnconnectedUdpServerIsSplitPerPeer) {
+  StartSensor();
+  ASSERT_EQ(sensor_->Log().find("not split per peer"), std::string::npos) << sensor_->Log();
+  int server = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string server_port = std::to_string(ntohs(addr.sin_port));
+  char buf[4096] = {};
+  const std::map<std::string, int> sizes = {{"127.0.0.2", 300}, {"127.0.0.3", 500}};
+  for (const auto& [client_ip, size] : sizes) {
+    int client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    inet_pton(AF_INET, client_ip.c_str(), &local.sin_addr);
+    ASSERT_EQ(bind(client, reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_EQ(sendto(client, buf, size, 0, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+                size);
+      sockaddr_in from{};
+      socklen_t from_len = sizeof(from);
+      ASSERT_EQ(recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from),
+                         &from_len),
+                size);
+      ASSERT_EQ(sendto(server, buf, 2 * size, 0, reinterpret_cast<sockaddr*>(&from), from_len),
+                2 * size);
+      ASSERT_EQ(recv(client, buf, sizeof(buf), 0), 2 * size);
+    }
+    close(client);
+  }
+  for (const auto& [client_ip, size] : sizes) {
+    std::map<std::string, std::string> m = {
+        {"transport", "udp"}, {"src_port", server_port}, {"dst_ip", client_ip}};
+    uint64_t in = 4 * size, out = 8 * size;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          Totals t = Sum(m);
+          return t.bytes_read >= in && t.bytes_written >= out;
+        },
+        10s))
+        << client_ip;
+  }
+  std::this_thread::sleep_for(2500ms);
+  close(server);
+  for (const auto& [client_ip, size] : sizes) {
+    Totals t = Sum({{"transport", "udp"}, {"src_port", server_port}, {"dst_ip", client_ip}});
+    EXPECT_EQ(t.bytes_read, uint64_t(4 * size)) << client_ip;
+    EXPECT_EQ(t.bytes_written, uint64_t(8 * size)) << client_ip;
+    Totals c = Sum({{"transport", "udp"}, {"dst_port", server_port}, {"src_ip", client_ip}});
+    EXPECT_EQ(c.bytes_written, uint64_t(4 * size)) << client_ip;
+    EXPECT_EQ(c.bytes_read, uint64_t(8 * size)) << client_ip;
+  }
+  EXPECT_EQ(Sum({{"transport", "udp"}, {"src_port", server_port}, {"dst_ip", "0.0.0.0"}}).records,
+            0u);
+}
+
 TEST_F(Netflow, RetransmissionsFromInducedLossAreCounted) {
   Result<std::unique_ptr<NetnsPair>> pair = NetnsPair::Create();
   ASSERT_TRUE(pair.ok()) << pair.status().message();

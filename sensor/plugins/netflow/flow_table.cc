@@ -29,9 +29,9 @@ FlowTable::FlowTable(Options options) : options_(std::move(options)) {}
 
 void FlowTable::BeginWalk() { ++walk_; }
 
-void FlowTable::Observe(uint64_t sk, const ns_conn& conn) { Account(sk, conn, false); }
+void FlowTable::Observe(const ns_conn_key& sk, const ns_conn& conn) { Account(sk, conn, false); }
 
-void FlowTable::Closed(uint64_t sk, const ns_conn& conn) { Account(sk, conn, true); }
+void FlowTable::Closed(const ns_conn_key& sk, const ns_conn& conn) { Account(sk, conn, true); }
 
 void FlowTable::EndWalk() {
   for (auto it = sockets_.begin(); it != sockets_.end();) {
@@ -85,7 +85,7 @@ FlowTable::Key FlowTable::KeyOf(const SocketState& state, const ns_conn& conn) c
   return key;
 }
 
-void FlowTable::Account(uint64_t sk, const ns_conn& conn, bool closed) {
+void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed) {
   auto it = sockets_.find(sk);
   if (it != sockets_.end() && it->second.start_ns != conn.start_ns) {
     // The address was reused by a new socket while the old one's close was lost.
@@ -145,8 +145,8 @@ void FlowTable::Account(uint64_t sk, const ns_conn& conn, bool closed) {
   if (closed) sockets_.erase(sk);
 }
 
-std::vector<uint64_t> FlowTable::IdleUdp() const {
-  std::vector<uint64_t> idle;
+std::vector<ns_conn_key> FlowTable::IdleUdp() const {
+  std::vector<ns_conn_key> idle;
   for (const auto& [sk, state] : sockets_) {
     if (state.udp && state.idle_intervals >= options_.udp_idle_intervals &&
         state.walk == walk_) {

@@ -22,6 +22,17 @@ namespace nodescope::sensor::netflow {
 
 class FlowTable {
  public:
+  struct KeyHash {
+    size_t operator()(const ns_conn_key& k) const {
+      return std::hash<uint64_t>()(k.sk) ^ (std::hash<uint64_t>()(k.peer) * 0x9e3779b97f4a7c15ULL);
+    }
+  };
+  struct KeyEq {
+    bool operator()(const ns_conn_key& a, const ns_conn_key& b) const {
+      return a.sk == b.sk && a.peer == b.peer;
+    }
+  };
+
   struct Options {
     // Ports at or above it are ephemeral: the client side's port, folded into "*".
     uint16_t ephemeral_port = 32768;
@@ -44,16 +55,17 @@ class FlowTable {
 
   explicit FlowTable(Options options);
 
+  // Sockets are identified as in the BPF map: the socket, and the peer for unconnected UDP.
   // A map walk: Begin, one Observe per live entry, then (after the close events queued so far
   // are delivered) End, which forgets sockets that left the map without a Closed().
   void BeginWalk();
-  void Observe(uint64_t sk, const ns_conn& conn);
+  void Observe(const ns_conn_key& sk, const ns_conn& conn);
   void EndWalk();
   // A socket's final counters (TCP close, or a UDP socket dropped for idleness).
-  void Closed(uint64_t sk, const ns_conn& conn);
+  void Closed(const ns_conn_key& sk, const ns_conn& conn);
   // UDP sockets idle long enough to drop from the BPF map (the caller deletes them there and
   // hands the deleted value to Closed).
-  std::vector<uint64_t> IdleUdp() const;
+  std::vector<ns_conn_key> IdleUdp() const;
 
   // The records of the interval that ends now; the accumulators start over.
   std::vector<v1::NetflowEvent> Flush(int64_t interval_ns);
@@ -94,12 +106,12 @@ class FlowTable {
     uint64_t cgroup_id = 0;
   };
 
-  void Account(uint64_t sk, const ns_conn& conn, bool closed);
+  void Account(const ns_conn_key& sk, const ns_conn& conn, bool closed);
   void Decide(SocketState& state, const ns_conn& conn);
   Key KeyOf(const SocketState& state, const ns_conn& conn) const;
 
   Options options_;
-  std::unordered_map<uint64_t, SocketState> sockets_;  // by struct sock address
+  std::unordered_map<ns_conn_key, SocketState, KeyHash, KeyEq> sockets_;
   std::map<Key, Totals> interval_;
   uint64_t walk_ = 0;
   Counters counters_;

@@ -9,8 +9,10 @@
 namespace nodescope::sensor::netflow {
 namespace {
 
-constexpr uint64_t kSk1 = 0xffff888000001000;
-constexpr uint64_t kSk2 = 0xffff888000002000;
+constexpr ns_conn_key kSk1 = {0xffff888000001000, 0};
+constexpr ns_conn_key kSk2 = {0xffff888000002000, 0};
+
+ns_conn_key K(uint64_t sk) { return {sk, 0}; }
 
 void SetV4(uint8_t (&out)[16], const char* text) {
   std::memset(out, 0, 16);
@@ -50,7 +52,7 @@ TEST(FlowTable, ShortConnectionsFoldIntoOneRecordWithFinalCounts) {
     c.bytes_read = 1024 + 250;
     c.srtt_us = 100 + (port - 40000);
     c.mdev_us = 50;
-    table.Closed(port, c);  // opened and closed inside the interval
+    table.Closed(K(port), c);  // opened and closed inside the interval
   }
   std::vector<v1::NetflowEvent> out = table.Flush(1'000'000'000);
   ASSERT_EQ(out.size(), 1u);
@@ -206,7 +208,8 @@ TEST(FlowTable, UdpDirectionPortsAndIdleExpiry) {
     table.EndWalk();
     table.Flush(1);
   }
-  EXPECT_EQ(table.IdleUdp(), std::vector<uint64_t>{kSk1});
+  ASSERT_EQ(table.IdleUdp().size(), 1u);
+  EXPECT_EQ(table.IdleUdp()[0].sk, kSk1.sk);
   c.bytes_read = 130;  // arrived between the last walk and the delete
   table.Closed(kSk1, c);
   out = table.Flush(1);
@@ -223,10 +226,10 @@ TEST(FlowTable, KeysSeparateProcessesDirectionsAndPorts) {
   ns_conn other_port = Tcp(40002, 443, NS_CONN_DIR_OUTGOING, "curl", 10);
   ns_conn low_port = Tcp(1023, 80, NS_CONN_DIR_OUTGOING, "curl", 10);  // below ephemeral: kept
   for (ns_conn* c : {&curl, &wget, &other_port, &low_port}) c->bytes_read = 1;
-  table.Closed(1, curl);
-  table.Closed(2, wget);
-  table.Closed(3, other_port);
-  table.Closed(4, low_port);
+  table.Closed(K(1), curl);
+  table.Closed(K(2), wget);
+  table.Closed(K(3), other_port);
+  table.Closed(K(4), low_port);
   auto out = table.Flush(1);
   ASSERT_EQ(out.size(), 4u);
   bool saw_low = false;

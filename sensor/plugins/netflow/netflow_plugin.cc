@@ -8,6 +8,7 @@
 
 #include "netflow.skel.h"
 #include "sensor/plugins/netflow/listeners.h"
+#include "sensor/proc/mountinfo.h"
 
 namespace nodescope::sensor::netflow {
 namespace {
@@ -46,6 +47,25 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
       [this](netflow_bpf* s) { s->rodata->ipv6_disabled = options_.ipv6_disabled; });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
+
+  // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
+  // v2 mounted) such a socket is one record with an unknown peer, and the log says why.
+  std::string cgroup_root;
+  if (Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");
+      mounts.ok()) {
+    if (std::optional<proc::Mount> v2 = proc::FindMount(*mounts, "cgroup2")) {
+      cgroup_root = v2->mount_point;
+    }
+  }
+  Result<std::vector<bpf::LinkPtr>> cgroup_links =
+      cgroup_root.empty() ? Result<std::vector<bpf::LinkPtr>>(Status::Error("no cgroup2 mount"))
+                          : bpf::AttachCgroupPrograms((*skel)->obj, cgroup_root);
+  if (cgroup_links.ok()) {
+    probe_.AdoptLinks(std::move(cgroup_links).value());
+  } else {
+    spdlog::warn("probe {}: unconnected UDP sockets are not split per peer: {}", kProbe,
+                 cgroup_links.status().message());
+  }
   return Status::Ok();
 }
 
@@ -92,7 +112,7 @@ void NetflowPlugin::OnRecord(std::span<const std::byte> record) {
   ns_conn_close close;
   std::memcpy(&close, record.data(), sizeof(close));
   closes_.fetch_add(1, std::memory_order_relaxed);
-  table_->Closed(close.sk, close.conn);
+  table_->Closed(ns_conn_key{close.sk, 0}, close.conn);  // TCP: never a peer key
 }
 
 bool NetflowPlugin::HasListener(const ns_conn& conn) {
@@ -115,7 +135,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
   // A hash map walk restarts from the first key when the current one is deleted under it, so it
   // may see a socket twice (harmless: the second delta is zero); the bound stops a walk that
   // keeps restarting.
-  uint64_t key = 0, next = 0;
+  ns_conn_key key{}, next{};
   const void* prev = nullptr;
   ns_conn conn;
   for (int steps = 0; steps < 2 * NS_NETFLOW_MAX_CONNS; ++steps) {
@@ -130,7 +150,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
     spdlog::warn("probe {}: {}", kProbe, drained.status().message());
   }
   table_->EndWalk();
-  for (uint64_t sk : table_->IdleUdp()) {
+  for (const ns_conn_key& sk : table_->IdleUdp()) {
     if (bpf_map_lookup_and_delete_elem(fd, &sk, &conn) == 0) table_->Closed(sk, conn);
   }
   std::vector<v1::NetflowEvent> events = table_->Flush(interval.count());
