@@ -3,8 +3,8 @@
  * reads the map once per interval and takes deltas, and gets each TCP socket's final counters
  * from the ring buffer when it closes.
  *
- * Hooks (all stable tracepoints; each exists twice, one per attach strategy, named
- * <strategy>__<hook>, see sensor/bpf/strategy.h):
+ * Hooks (stable tracepoints for tp_btf and tracepoint, socket functions for fentry; programs are
+ * named <strategy>__<hook>, see sensor/bpf/strategy.h):
  *   inet_sock_set_state  TCP lifecycle: SYN_SENT (connect, in the caller's context: pid),
  *                        ESTABLISHED (tuple, direction), CLOSE (final counters).
  *   sock_send_length,    every sendmsg/recvmsg on a socket (Linux 6.3+): bytes, the pid of an
@@ -333,6 +333,62 @@ static __always_inline int on_retransmit(struct sock *sk, bool btf)
 	if (c)
 		read_tcp_stats(c, sk, btf);
 	return 0;
+}
+
+/* ---- fentry: the first choice where BPF trampolines are allowed (not here: lockdown refuses
+ * them). The byte hooks are the socket functions themselves, as the reference collector's
+ * kprobes, so kernels before 6.3 (no sock_*_length tracepoints) are covered; lifecycle and
+ * retransmissions keep their tracepoints. ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(fentry__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return on_state(sk, sk->sk_protocol, oldstate, newstate, true);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fentry__tcp_retransmit_skb, struct sock *sk)
+{
+	return on_retransmit(sk, true);
+}
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(fentry__tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_TCP, ret, 0, true, true);
+}
+
+/* tcp_recvmsg hands the bytes it copied to user space here (also what tcptop counts). */
+SEC("fentry/tcp_cleanup_rbuf")
+int BPF_PROG(fentry__tcp_cleanup_rbuf, struct sock *sk, int copied)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_TCP, copied, 0, false, true);
+}
+
+SEC("fexit/udp_sendmsg")
+int BPF_PROG(fentry__udp_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_UDP, ret, 0, true, true);
+}
+
+SEC("fexit/udp_recvmsg")
+int BPF_PROG(fentry__udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_UDP, ret, flags, false, true);
+}
+
+SEC("fexit/udpv6_sendmsg")
+int BPF_PROG(fentry__udpv6_sendmsg, struct sock *sk, struct msghdr *msg, size_t len, int ret)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_UDP, ret, 0, true, true);
+}
+
+SEC("fexit/udpv6_recvmsg")
+int BPF_PROG(fentry__udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return on_io(sk, sk->__sk_common.skc_family, IPPROTO_UDP, ret, flags, false, true);
 }
 
 /* ---- tp_btf: typed arguments (Linux 5.5+; sock_*_length need 6.3) ---- */

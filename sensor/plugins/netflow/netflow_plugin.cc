@@ -30,7 +30,7 @@ NetflowPlugin::NetflowPlugin() : probe_(kProbe, NS_NETFLOW_CNT_MAX) {}
 NetflowPlugin::~NetflowPlugin() { Stop(); }
 
 std::vector<std::string> NetflowPlugin::Strategies() {
-  return {std::string(bpf::kTpBtf), std::string(bpf::kTracepoint)};
+  return {std::string(bpf::kFentry), std::string(bpf::kTpBtf), std::string(bpf::kTracepoint)};
 }
 
 Status NetflowPlugin::Attach(std::string_view strategy) {

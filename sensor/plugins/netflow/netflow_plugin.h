@@ -53,8 +53,9 @@ class NetflowPlugin {
   NetflowPlugin(const NetflowPlugin&) = delete;
   NetflowPlugin& operator=(const NetflowPlugin&) = delete;
 
-  // tp_btf, then tracepoint. There is no kprobe/fentry variant yet: on kernels with them the
-  // tracepoints this probe uses (sock_send_length/sock_recv_length, Linux 6.3) still exist.
+  // fentry (the socket functions: kernels before 6.3 too), tp_btf, then tracepoint (both need
+  // the sock_send_length/sock_recv_length tracepoints of Linux 6.3). No kprobe variant: a
+  // kernel with BTF but without BPF trampolines (5.5+ x86 has them) is not worth a third path.
   static std::vector<std::string> Strategies();
 
   // Builds the filters (a bad filter fails here, before anything loads), loads and attaches with
