@@ -20,6 +20,9 @@
 
 #include "bpf/abi/netflow.h"
 
+#define NS_COUNTERS_MAX NS_NETFLOW_CNT_MAX
+#include "counters.bpf.h"
+
 char LICENSE[] SEC("license") = "GPL";
 
 #define NS_AF_INET 2
@@ -47,20 +50,6 @@ struct {
 	__uint(max_entries, NS_NETFLOW_RINGBUF_BYTES);
 } events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NS_NETFLOW_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void count(__u32 slot)
-{
-	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
-
-	if (value)
-		*value += 1; /* per-CPU slot, programs do not nest on one CPU here: no atomic needed */
-}
 
 static __always_inline bool family_wanted(__u16 family)
 {

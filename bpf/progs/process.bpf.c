@@ -14,6 +14,9 @@
 #include <bpf/bpf_tracing.h>
 
 #include "bpf/abi/process.h"
+
+#define NS_COUNTERS_MAX NS_PROCESS_CNT_MAX
+#include "counters.bpf.h"
 #include "task.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -23,20 +26,6 @@ struct {
 	__uint(max_entries, NS_PROCESS_RINGBUF_BYTES);
 } events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NS_PROCESS_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void count(__u32 slot)
-{
-	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
-
-	if (value)
-		*value += 1; /* per-CPU slot, programs do not nest on one CPU here: no atomic needed */
-}
 
 static __always_inline struct ns_process_event *reserve(void)
 {

@@ -231,4 +231,18 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+std::unique_ptr<Subprocess> StartAggregator(const std::string& config, const std::string& log,
+                                            int http_port, bool* ready) {
+  auto aggregator = std::make_unique<Subprocess>(
+      std::vector<std::string>{BinDir() + "/nodescope-aggregator", "--config", config}, log);
+  *ready = WaitFor(
+      [&] {
+        int status = 0;
+        HttpGet(http_port, "/readyz", &status);
+        return status == 200;
+      },
+      std::chrono::seconds(30));
+  return aggregator;
+}
+
 }  // namespace nodescope::test

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ std::string HttpGet(const std::string& ipv4, int port, const std::string& path,
 
 // The value of one Prometheus series (`name{labels}` exactly as exposed), or -1 when absent.
 double MetricValue(const std::string& exposition, const std::string& series);
+
+// Starts nodescope-aggregator with `config` (a file path), its output in `log`, and waits until
+// http://127.0.0.1:http_port/readyz answers 200. The Subprocess either way: a caller that finds
+// it not Running() (or not ready) reports its Log().
+std::unique_ptr<Subprocess> StartAggregator(const std::string& config, const std::string& log,
+                                            int http_port, bool* ready);
 
 // Polls `done` every 50 ms until it is true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout);

@@ -47,18 +47,10 @@ class Netflow : public ::testing::Test {
                "listen: 127.0.0.1:" + std::to_string(grpc_port_) + "\n" +
                    "http_listen: 127.0.0.1:" + std::to_string(http_port_) + "\n" +
                    "sinks: [\"jsonl:" + dir_.File("records.jsonl") + "\"]\n");
-    aggregator_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BinDir() + "/nodescope-aggregator", "--config",
-                                 dir_.File("aggregator.yaml")},
-        dir_.File("aggregator.log"));
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          int status = 0;
-          HttpGet(http_port_, "/readyz", &status);
-          return status == 200;
-        },
-        30s))
-        << aggregator_->Log();
+    bool ready = false;
+    aggregator_ = StartAggregator(dir_.File("aggregator.yaml"), dir_.File("aggregator.log"),
+                                  http_port_, &ready);
+    ASSERT_TRUE(ready) << aggregator_->Log();
   }
 
   void TearDown() override {

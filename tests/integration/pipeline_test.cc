@@ -56,18 +56,10 @@ class Pipeline : public ::testing::Test {
   }
 
   void StartAggregator() {
-    aggregator_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BinDir() + "/nodescope-aggregator", "--config",
-                                 dir_.File("aggregator.yaml")},
-        dir_.File("aggregator.log"));
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          int status = 0;
-          HttpGet(http_port_, "/readyz", &status);
-          return status == 200;
-        },
-        30s))
-        << aggregator_->Log();
+    bool ready = false;
+    aggregator_ = nodescope::test::StartAggregator(dir_.File("aggregator.yaml"),
+                                                   dir_.File("aggregator.log"), http_port_, &ready);
+    ASSERT_TRUE(ready) << aggregator_->Log();
   }
 
   std::string Server() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
