@@ -15,9 +15,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// After a start the sensor reads /proc and walks the sockets that already exist; a second keeps
-// that out of the measured window.
-constexpr auto kSettle = 1s;
 constexpr char kCloses[] = "nodescope_sensor_events_total{source=\"netflow\",event=\"tcp_close\"}";
 constexpr char kRingbufDrops[] =
     "nodescope_sensor_dropped_total{reason=\"ringbuf_full\",probe=\"netflow\"}";
@@ -43,8 +40,8 @@ class Sensor {
         "trace_server: 127.0.0.1:{}\npprof_port: {}\nhostname: bench-node\n"
         "enabled_plugins: [{}]\ninterval: {}s\n",
         bench.grpc_port, sensor->http_port_, netflow ? "ebpf-net" : "", bench.args.interval_s);
-    auto process = ChildProcess::Spawn(
-        {bench.args.bin_dir + "/nodescope-sensor", "--config", config}, log);
+    auto process =
+        ChildProcess::Spawn({bench.args.bin_dir + "/nodescope-sensor", "--config", config}, log);
     if (!process.ok()) return process.status();
     sensor->process_ = std::move(process).value();
     // The self endpoint is the last thing Start() brings up, after every probe.
@@ -131,6 +128,7 @@ Window Between(const Snapshot& a, const Snapshot& b) {
   w.wall = Seconds(b.at - a.at);
   w.busy = b.machine.busy - a.machine.busy;
   w.irq = b.machine.irq - a.machine.irq;
+  w.steal = b.machine.steal - a.machine.steal;
   w.sensor = b.sensor - a.sensor;
   w.aggregator = b.aggregator - a.aggregator;
   w.nginx = b.nginx - a.nginx;
@@ -160,8 +158,8 @@ struct Measured {
 
 // One window: wrk against `nginx`, then `tail` more, with CPU readings at both ends.
 Result<Measured> Measure(Bench& bench, Sensor& sensor, const test::Nginx& nginx,
-                         const test::WrkOptions& wrk, std::chrono::milliseconds tail,
-                         bool bpf, bool read_log) {
+                         const test::WrkOptions& wrk, std::chrono::milliseconds tail, bool bpf,
+                         bool read_log) {
   const std::vector<pid_t> pids = NginxPids(nginx);
   const size_t logged = read_log ? nginx.AccessLog().size() : 0;
   Result<Snapshot> before = Take(bench, sensor, pids, bpf);
@@ -253,9 +251,8 @@ std::chrono::milliseconds WindowTail(const Args& args) {
 Result<ThroughputRun> RunThroughput(Bench& bench, bool netflow) {
   Result<std::unique_ptr<Sensor>> sensor = Sensor::Start(bench, netflow);
   if (!sensor.ok()) return sensor.status();
-  std::this_thread::sleep_for(kSettle);
-  Result<Measured> m = Measure(bench, **sensor,
-                               *bench.keepalive,
+  std::this_thread::sleep_for(std::chrono::milliseconds(bench.args.settle_ms));
+  Result<Measured> m = Measure(bench, **sensor, *bench.keepalive,
                                {.url = bench.keepalive->Url("/1k.bin"),
                                 .duration = std::chrono::seconds(bench.args.seconds),
                                 .connections = 50,
@@ -264,15 +261,15 @@ Result<ThroughputRun> RunThroughput(Bench& bench, bool netflow) {
   Status stopped = (*sensor)->Stop();
   if (!m.ok()) return m.status();
   if (!stopped.ok()) return stopped;
-  return ThroughputRun{m->wrk.requests_per_sec, m->wrk.socket_errors + m->wrk.non_2xx_3xx,
-                       m->window};
+  return ThroughputRun{m->wrk.requests_per_sec, m->wrk.requests,
+                       m->wrk.socket_errors + m->wrk.non_2xx_3xx, m->window};
 }
 
 Result<CostRun> RunCost(Bench& bench, bool netflow) {
   Result<std::unique_ptr<Sensor>> started = Sensor::Start(bench, netflow);
   if (!started.ok()) return started.status();
   Sensor& sensor = **started;
-  std::this_thread::sleep_for(kSettle);
+  std::this_thread::sleep_for(std::chrono::milliseconds(bench.args.settle_ms));
   const auto duration = std::chrono::seconds(bench.args.cost_seconds);
   const auto tail = WindowTail(bench.args);
   CostRun run;
