@@ -66,18 +66,6 @@ static __always_inline void v4_mapped(__u8 out[16], __u32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
-/* The process, not the thread: a worker thread's comm is its own, the record names the program. */
-static __always_inline void set_task(struct ns_conn *c)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-
-	c->pid = bpf_get_current_pid_tgid() >> 32;
-	c->cgroup_id = bpf_get_current_cgroup_id();
-	BPF_CORE_READ_STR_INTO(&c->comm, leader, comm);
-	c->flags |= NS_CONN_PID_SET;
-}
-
 /* The hot paths (every send/recv, every state change) come in two flavours, chosen at compile
  * time by a constant `btf` argument of always-inline functions: tp_btf programs get typed, trusted
  * pointers and read fields with plain loads; tracepoint programs get addresses out of the trace
@@ -107,6 +95,24 @@ static __always_inline void read_tuple(struct ns_conn *c, struct sock *sk, bool 
 	c->dport = bpf_ntohs(NS_SK_READ(btf, sk, __sk_common.skc_dport));
 	c->netns = btf ? sk->__sk_common.skc_net.net->ns.inum
 		       : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The process, not the thread: a worker thread's comm is its own, the record names the program. */
+static __always_inline void set_task(struct ns_conn *c, bool btf)
+{
+	c->pid = bpf_get_current_pid_tgid() >> 32;
+	c->cgroup_id = bpf_get_current_cgroup_id();
+	if (btf) {
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		__builtin_memcpy(c->comm, task->group_leader->comm, sizeof(c->comm));
+	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+		BPF_CORE_READ_STR_INTO(&c->comm, leader, comm);
+	}
+	c->flags |= NS_CONN_PID_SET;
 }
 
 static __always_inline void read_tcp_stats(struct ns_conn *c, struct sock *sk, bool btf)
@@ -171,7 +177,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		fresh.protocol = IPPROTO_TCP;
 		fresh.direction = NS_CONN_DIR_OUTGOING;
 		read_tuple(&fresh, sk, btf);
-		set_task(&fresh);
+		set_task(&fresh, btf);
 		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
 		return 0;
 	}
@@ -201,7 +207,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		 * byte read or written gets its process here. */
 		c = bpf_map_lookup_elem(&conns, &key);
 		if (c && !(c->flags & NS_CONN_PID_SET))
-			set_task(c);
+			set_task(c, btf);
 		return 0;
 	}
 
@@ -215,7 +221,12 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			fill_close(e, key.sk, c);
-			bpf_ringbuf_submit(e, 0);
+			/* Waking the reader costs an irq_work per close (~1 us at high connection
+			 * rates); it polls every 100 ms anyway, so only a filling ring wakes it. */
+			bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
+						      NS_NETFLOW_RINGBUF_BYTES / 4
+					      ? BPF_RB_FORCE_WAKEUP
+					      : BPF_RB_NO_WAKEUP);
 		} else {
 			count(NS_NETFLOW_CNT_RINGBUF_DROPS);
 		}
@@ -294,12 +305,12 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 			__builtin_memcpy(fresh.daddr, peer->addr, 16);
 			fresh.dport = peer->port;
 		}
-		set_task(&fresh);
+		set_task(&fresh, btf);
 		c = insert(&key, &fresh);
 		if (!c)
 			return 0;
 	} else if (!(c->flags & NS_CONN_PID_SET)) {
-		set_task(c);
+		set_task(c, btf);
 	}
 	/* A UDP socket connect()ed after its first datagram (socat's UDP-LISTEN does this). */
 	if (protocol == IPPROTO_UDP && !key.peer && c->dport == 0)

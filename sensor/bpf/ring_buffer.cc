@@ -30,9 +30,13 @@ int RingBuffer::OnRecord(void* ctx, void* data, size_t size) {
 
 Result<int> RingBuffer::Poll(std::chrono::milliseconds timeout) {
   int n = ring_buffer__poll(rb_, static_cast<int>(timeout.count()));
-  if (n == -EINTR) return 0;
+  if (n == -EINTR) n = 0;
   if (n < 0) return Status::Error(std::string("ring buffer poll: ") + std::strerror(-n));
-  return n;
+  // Records submitted with BPF_RB_NO_WAKEUP do not make epoll return, and ring_buffer__poll
+  // consumes only rings epoll reported: read the rest directly (no system call).
+  int rest = ring_buffer__consume(rb_);
+  if (rest < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-rest));
+  return n + rest;
 }
 
 Result<uint64_t> ReadPerCpuSum(int map_fd, uint32_t key) {

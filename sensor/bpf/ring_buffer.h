@@ -24,8 +24,9 @@ class RingBuffer {
   RingBuffer(const RingBuffer&) = delete;
   RingBuffer& operator=(const RingBuffer&) = delete;
 
-  // Waits up to `timeout` for records and hands them all to the handler. Returns how many were
-  // consumed; an interrupted wait (EINTR) counts as 0 records.
+  // Waits up to `timeout` for a wakeup, then hands every record in the ring to the handler,
+  // including those submitted without a wakeup (BPF_RB_NO_WAKEUP). Returns how many were
+  // consumed; an interrupted wait (EINTR) still reads what is there.
   Result<int> Poll(std::chrono::milliseconds timeout);
 
  private:
