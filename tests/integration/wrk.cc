@@ -9,16 +9,23 @@
 namespace nodescope::test {
 namespace {
 
-// "16.00MB" -> 16777216; wrk scales by 1024.
-bool ParseBytes(const std::string& text, double* out) {
+// wrk prints figures as a number and a unit: "16.00MB", "812.00us".
+bool SplitFigure(const std::string& text, double* value, std::string* unit) {
   size_t used = 0;
-  double v = 0;
   try {
-    v = std::stod(text, &used);
+    *value = std::stod(text, &used);
   } catch (const std::exception&) {
     return false;
   }
-  const std::string unit = text.substr(used);
+  *unit = text.substr(used);
+  return true;
+}
+
+// "16.00MB" -> 16777216; wrk scales by 1024.
+bool ParseBytes(const std::string& text, double* out) {
+  double v = 0;
+  std::string unit;
+  if (!SplitFigure(text, &v, &unit)) return false;
   static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB"};
   double scale = 1;
   for (const char* u : kUnits) {
@@ -33,14 +40,9 @@ bool ParseBytes(const std::string& text, double* out) {
 
 // "812.00us" / "1.20ms" / "2.00s" -> microseconds.
 bool ParseDuration(const std::string& text, double* us) {
-  size_t used = 0;
   double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return false;
-  }
-  const std::string unit = text.substr(used);
+  std::string unit;
+  if (!SplitFigure(text, &v, &unit)) return false;
   if (unit == "us")
     *us = v;
   else if (unit == "ms")
