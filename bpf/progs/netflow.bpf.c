@@ -50,6 +50,8 @@ struct {
 	__uint(max_entries, NS_NETFLOW_RINGBUF_BYTES);
 } events SEC(".maps");
 
+#include "l7_capture.bpf.h"
+
 
 static __always_inline bool family_wanted(__u16 family)
 {
@@ -322,6 +324,8 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 		__sync_fetch_and_add(&c->bytes_read, ret);
 	if (protocol == IPPROTO_TCP)
 		read_tcp_stats(c, sk, btf);
+	if (l7_capture)
+		ns_l7_capture(c, &key, ret, send, btf);
 	return 0;
 }
 

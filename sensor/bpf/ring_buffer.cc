@@ -12,19 +12,30 @@
 namespace nodescope::sensor::bpf {
 
 Result<std::unique_ptr<RingBuffer>> RingBuffer::Open(int map_fd, Handler handler) {
-  std::unique_ptr<RingBuffer> reader(new RingBuffer(std::move(handler)));
-  reader->rb_ = ring_buffer__new(map_fd, &RingBuffer::OnRecord, reader.get(), nullptr);
+  std::unique_ptr<RingBuffer> reader(new RingBuffer());
+  reader->handlers_.push_back(std::make_unique<Handler>(std::move(handler)));
+  reader->rb_ =
+      ring_buffer__new(map_fd, &RingBuffer::OnRecord, reader->handlers_.back().get(), nullptr);
   if (reader->rb_ == nullptr) {
     return Status::Error("ring buffer: " + LibbpfErrorText(errno));
   }
   return reader;
 }
 
+Status RingBuffer::Add(int map_fd, Handler handler) {
+  auto owned = std::make_unique<Handler>(std::move(handler));
+  if (int err = ring_buffer__add(rb_, map_fd, &RingBuffer::OnRecord, owned.get()); err != 0) {
+    return Status::Error("ring buffer: " + LibbpfErrorText(err));
+  }
+  handlers_.push_back(std::move(owned));
+  return Status::Ok();
+}
+
 RingBuffer::~RingBuffer() { ring_buffer__free(rb_); }
 
 int RingBuffer::OnRecord(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<RingBuffer*>(ctx);
-  self->handler_(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
+  (*static_cast<Handler*>(ctx))(
+      std::span<const std::byte>(static_cast<const std::byte*>(data), size));
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "common/status.h"
 
@@ -20,6 +21,8 @@ class RingBuffer {
   using Handler = std::function<void(std::span<const std::byte>)>;
 
   static Result<std::unique_ptr<RingBuffer>> Open(int map_fd, Handler handler);
+  // Reads another ring buffer map of the same probe in the same Poll, with its own handler.
+  Status Add(int map_fd, Handler handler);
   ~RingBuffer();
   RingBuffer(const RingBuffer&) = delete;
   RingBuffer& operator=(const RingBuffer&) = delete;
@@ -30,10 +33,11 @@ class RingBuffer {
   Result<int> Poll(std::chrono::milliseconds timeout);
 
  private:
-  explicit RingBuffer(Handler handler) : handler_(std::move(handler)) {}
+  RingBuffer() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
 
-  Handler handler_;
+  // One per map; stable addresses, they are libbpf's callback contexts.
+  std::vector<std::unique_ptr<Handler>> handlers_;
   ring_buffer* rb_ = nullptr;
 };
 

@@ -6,67 +6,32 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bpf/abi/netflow.h"
-#include "netflow.skel.h"
 #include "sensor/bpf/environment.h"
 #include "sensor/bpf/loaded_probe.h"
-#include "sensor/proc/procfs.h"
+#include "sensor/plugins/netflow/skeleton.h"
+#include "tests/bpf/sockets.h"
 
 namespace nodescope::sensor::bpf {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string SelfComm() {
-  std::ifstream in("/proc/self/comm");
-  std::string comm;
-  std::getline(in, comm);
-  return comm;
-}
-
-uint32_t SelfNetns() {
-  struct stat st {};
-  EXPECT_EQ(stat("/proc/self/ns/net", &st), 0);
-  return static_cast<uint32_t>(st.st_ino);
-}
-
-// The cgroup v2 id of this process: the inode of its directory in the cgroup2 mount.
-uint64_t SelfCgroupId() {
-  std::ifstream mounts("/proc/self/mounts");
-  std::string dev, dir, type, rest, mount;
-  while (mounts >> dev >> dir >> type && std::getline(mounts, rest)) {
-    if (type == "cgroup2") mount = dir;
-  }
-  Result<std::string> text = proc::ReadWholeFile("/proc/self/cgroup");
-  std::optional<std::string> path = text.ok() ? proc::ParseCgroupV2Path(*text) : std::nullopt;
-  struct stat st {};
-  if (mount.empty() || !path || stat((mount + *path).c_str(), &st) != 0) return 0;
-  return st.st_ino;
-}
+using namespace testing;
 
 class NetflowProbe : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(PrepareEnvironment().ok());
-    static constexpr SkeletonOps<netflow_bpf> kOps = {
-        .open = [] { return netflow_bpf__open(); },
-        .load = [](netflow_bpf* s) { return netflow_bpf__load(s); },
-        .destroy = [](netflow_bpf* s) { netflow_bpf__destroy(s); },
-        .ring_map = [](netflow_bpf* s) { return s->maps.events; },
-        .counters_map = [](netflow_bpf* s) { return s->maps.counters; },
-    };
-    Result<netflow_bpf*> skel =
-        LoadSkeleton<netflow_bpf>(probe_, kOps, GetParam(), [this](std::span<const std::byte> r) {
+    Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
+        probe_, netflow::kSkeleton, GetParam(), [this](std::span<const std::byte> r) {
           ASSERT_EQ(r.size(), sizeof(ns_conn_close));
           ns_conn_close e;
           std::memcpy(&e, r.data(), sizeof(e));
@@ -108,47 +73,6 @@ class NetflowProbe : public ::testing::TestWithParam<std::string> {
   LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
   int conns_fd_ = -1;
 };
-
-struct Loopback {
-  int family;
-  const char* address;
-};
-
-uint16_t LocalPort(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len), 0);
-  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-}
-
-socklen_t Address(const Loopback& where, uint16_t port, sockaddr_storage* ss) {
-  std::memset(ss, 0, sizeof(*ss));
-  if (where.family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(ss);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    inet_pton(AF_INET, where.address, &in->sin_addr);
-    return sizeof(sockaddr_in);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(port);
-  inet_pton(AF_INET6, where.address, &in6->sin6_addr);
-  return sizeof(sockaddr_in6);
-}
-
-// The address as the probe stores it: IPv4 v4-mapped.
-std::vector<uint8_t> Stored(const Loopback& where) {
-  std::vector<uint8_t> out(16, 0);
-  if (where.family == AF_INET) {
-    out[10] = out[11] = 0xff;
-    inet_pton(AF_INET, where.address, out.data() + 12);
-  } else {
-    inet_pton(AF_INET6, where.address, out.data());
-  }
-  return out;
-}
 
 void ExpectSocket(const ns_conn& c, const Loopback& where, uint8_t protocol, uint8_t direction) {
   EXPECT_EQ(std::vector<uint8_t>(c.saddr, c.saddr + 16), Stored(where));

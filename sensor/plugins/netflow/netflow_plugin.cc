@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "netflow.skel.h"
 #include "sensor/plugins/netflow/listeners.h"
+#include "sensor/plugins/netflow/skeleton.h"
 #include "sensor/proc/mountinfo.h"
 
 namespace nodescope::sensor::netflow {
@@ -34,16 +34,8 @@ std::vector<std::string> NetflowPlugin::Strategies() {
 }
 
 Status NetflowPlugin::Attach(std::string_view strategy) {
-  static constexpr bpf::SkeletonOps<netflow_bpf> kOps = {
-      .open = [] { return netflow_bpf__open(); },
-      .load = [](netflow_bpf* s) { return netflow_bpf__load(s); },
-      .destroy = [](netflow_bpf* s) { netflow_bpf__destroy(s); },
-      .ring_map = [](netflow_bpf* s) { return s->maps.events; },
-      .counters_map = [](netflow_bpf* s) { return s->maps.counters; },
-  };
   Result<netflow_bpf*> skel = bpf::LoadSkeleton<netflow_bpf>(
-      probe_, kOps, strategy,
-      [this](std::span<const std::byte> record) { OnRecord(record); },
+      probe_, kSkeleton, strategy, [this](std::span<const std::byte> record) { OnRecord(record); },
       [this](netflow_bpf* s) { s->rodata->ipv6_disabled = options_.ipv6_disabled; });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);

@@ -1,0 +1,73 @@
+/* bpf/abi/l7.h: what the ebpf-net probe (bpf/progs/netflow.bpf.c, bpf/include/l7_capture.bpf.h)
+ * hands to user space of socket payload, for the httpflow and dnsflow parsers. Plain C. */
+#pragma once
+
+#include "bpf/abi/netflow.h"
+
+/* The most bytes one event carries of one send or receive call; the call's full length is in
+ * the event, so a parser knows how many bytes it did not see. 4 KiB holds the headers of almost
+ * every HTTP request and response, and any DNS message over UDP (RFC 1035 4.2.1: 512 B, EDNS
+ * usually 1232 B). */
+#define NS_L7_CAPTURE_MAX 4096
+/* Events between two polls (100 ms); the reader is woken early once a quarter is used. */
+#define NS_L7_RINGBUF_BYTES (16 << 20)
+/* iovec entries of one readv/writev/sendmsg/recvmsg looked at: nginx writes headers and body
+ * as two. */
+#define NS_L7_MAX_IOV 4
+
+/* What a connection carries, kept in the NS_CONN_L7_* bits of struct ns_conn.flags: decided on
+ * its first payload, so a connection that is neither costs one map lookup per call after it. */
+enum ns_l7_protocol {
+	NS_L7_UNKNOWN = 0, /* no payload seen yet */
+	NS_L7_HTTP = 1,    /* began with an HTTP/1.x request or status line */
+	NS_L7_DNS = 2,     /* port 53 on either side, UDP or TCP */
+	NS_L7_NONE = 3,    /* anything else: not captured */
+};
+#define NS_CONN_L7_SHIFT 3
+#define NS_CONN_L7_MASK (3 << NS_CONN_L7_SHIFT)
+
+enum ns_l7_direction {
+	NS_L7_SEND = 0, /* the local process wrote the bytes */
+	NS_L7_RECV = 1, /* the local process read them */
+};
+
+enum ns_l7_event_flag {
+	/* The call's bytes were not in user memory (sendfile, splice, io_uring) or came through a
+	 * call the probe does not read (sendmmsg, recvmmsg): only the length is known. */
+	NS_L7_NOT_COPIED = 1 << 0,
+	/* The user buffer could not be read (paged out, or freed by another thread). */
+	NS_L7_READ_FAILED = 1 << 1,
+};
+
+/* One send or receive on a connection of interest; a ring buffer record of
+ * sizeof(struct ns_l7_event) + captured bytes, the payload right after the header. */
+struct ns_l7_event {
+	__u64 sk;        /* struct sock address: the connection, as in struct ns_conn_key */
+	__u64 peer;      /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0 */
+	__u64 ts_ns;     /* bpf_ktime_get_ns() when the call returned its bytes */
+	__u64 cgroup_id; /* of the calling task */
+	__u8 saddr[16];  /* local; IPv4 as v4-mapped IPv6 */
+	__u8 daddr[16];  /* remote */
+	__u32 pid;       /* tgid of the calling task */
+	__u32 netns;
+	__u32 len;       /* bytes the call moved */
+	__u32 captured;  /* bytes of payload in this record, at most NS_L7_CAPTURE_MAX */
+	__u16 sport;     /* host order */
+	__u16 dport;
+	__u8 family;     /* 4 or 6 */
+	__u8 protocol;   /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 l7;         /* enum ns_l7_protocol */
+	__u8 direction;  /* enum ns_l7_direction */
+	__u8 conn_direction; /* enum ns_conn_direction of the connection */
+	__u8 flags;      /* enum ns_l7_event_flag */
+	__u8 pad[6];
+	__u8 comm[NS_TASK_COMM_LEN];
+};
+
+/* Counters of the l7 part share the probe's per-CPU array, after netflow's slots. */
+
+#ifdef __cplusplus
+static_assert(sizeof(struct ns_l7_event) == 112, "ns_l7_event layout changed");
+#else
+_Static_assert(sizeof(struct ns_l7_event) == 112, "ns_l7_event layout changed");
+#endif

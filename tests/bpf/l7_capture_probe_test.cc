@@ -1,0 +1,325 @@
+// Loads the ebpf-net probe with payload capture on, with each attach strategy, makes HTTP-like
+// TCP exchanges and DNS-port UDP exchanges over loopback in this process through every kind of
+// call the capture reads (write/read, send/recv, writev/readv, sendmsg/recvmsg, sendto/recvfrom,
+// sendfile), and checks every field of the payload events, the bytes byte for byte, and that a
+// connection of another protocol sends nothing. Needs root.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf/abi/l7.h"
+#include "sensor/bpf/environment.h"
+#include "sensor/bpf/loaded_probe.h"
+#include "sensor/plugins/netflow/skeleton.h"
+#include "sensor/proc/mountinfo.h"
+#include "tests/bpf/sockets.h"
+
+namespace nodescope::sensor::bpf {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace testing;
+
+constexpr uint32_t kCaptureBytes = 1024;  // smaller than some calls below, to see the cut
+
+struct Payload {
+  ns_l7_event e;
+  std::string data;
+};
+
+class L7Capture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(PrepareEnvironment().ok());
+    Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
+        probe_, netflow::kSkeleton, GetParam(), [](std::span<const std::byte>) {},
+        [](netflow_bpf* s) {
+          s->rodata->l7_capture = 3;  // HTTP and DNS
+          s->rodata->l7_capture_bytes = kCaptureBytes;
+        });
+    ASSERT_TRUE(skel.ok()) << skel.status().message();
+    Status added = probe_.ring()->Add(
+        bpf_map__fd((*skel)->maps.l7_events), [this](std::span<const std::byte> r) {
+          ASSERT_GE(r.size(), sizeof(ns_l7_event));
+          Payload p;
+          std::memcpy(&p.e, r.data(), sizeof(p.e));
+          ASSERT_EQ(r.size(), sizeof(ns_l7_event) + p.e.captured);
+          p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
+          payloads_.push_back(std::move(p));
+        });
+    ASSERT_TRUE(added.ok()) << added.message();
+    // As the plugin does: the peer of an unconnected UDP socket (a resolver's client) comes from
+    // the cgroup sendmsg/recvmsg hooks.
+    Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");
+    ASSERT_TRUE(mounts.ok()) << mounts.status().message();
+    std::optional<proc::Mount> v2 = proc::FindMount(*mounts, "cgroup2");
+    ASSERT_TRUE(v2) << "no cgroup2 mount";
+    Result<std::vector<LinkPtr>> links = AttachCgroupPrograms((*skel)->obj, v2->mount_point);
+    ASSERT_TRUE(links.ok()) << links.status().message();
+    probe_.AdoptLinks(std::move(links).value());
+  }
+
+  void TearDown() override { probe_.Teardown(); }
+
+  // Every event of the connection whose local port is `sport`, in order, once `n` are there.
+  std::vector<Payload> Events(uint16_t sport, size_t n) {
+    std::vector<Payload> out;
+    for (int i = 0; i < 30 && out.size() < n; ++i) {
+      EXPECT_TRUE(probe_.ring()->Poll(100ms).ok());
+      out.clear();
+      for (const Payload& p : payloads_) {
+        if (p.e.sport == sport) out.push_back(p);
+      }
+    }
+    return out;
+  }
+
+  std::vector<Payload> payloads_;  // before probe_: its handler writes here until teardown
+  LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
+};
+
+void ExpectEvent(const Payload& p, const Loopback& where, uint16_t sport, uint16_t dport,
+                 uint8_t protocol, uint8_t l7, uint8_t direction, const std::string& bytes,
+                 uint32_t len) {
+  EXPECT_EQ(p.e.sport, sport);
+  EXPECT_EQ(p.e.dport, dport);
+  EXPECT_EQ(std::vector<uint8_t>(p.e.saddr, p.e.saddr + 16), Stored(where));
+  EXPECT_EQ(std::vector<uint8_t>(p.e.daddr, p.e.daddr + 16), Stored(where));
+  EXPECT_EQ(p.e.family, where.family == AF_INET ? 4 : 6);
+  EXPECT_EQ(p.e.protocol, protocol);
+  EXPECT_EQ(p.e.l7, l7);
+  EXPECT_EQ(p.e.direction, direction);
+  EXPECT_EQ(p.e.len, len);
+  EXPECT_EQ(p.e.flags, 0);
+  EXPECT_EQ(p.data, bytes);
+  EXPECT_EQ(p.e.pid, static_cast<uint32_t>(getpid()));
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(p.e.comm)), SelfComm());
+  EXPECT_EQ(p.e.netns, SelfNetns());
+  EXPECT_EQ(p.e.cgroup_id, SelfCgroupId());
+  EXPECT_NE(p.e.sk, 0u);
+  EXPECT_GT(p.e.ts_ns, 0u);
+}
+
+struct Fd {
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+  int fd;
+};
+
+struct TcpPair {
+  int client = -1, server = -1;
+  uint16_t client_port = 0, server_port = 0;
+  ~TcpPair() {
+    if (client >= 0) close(client);
+    if (server >= 0) close(server);
+  }
+};
+
+void Connect(const Loopback& where, TcpPair* pair) {
+  int listener = socket(where.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss;
+  socklen_t len = Address(where, 0, &ss);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  pair->server_port = LocalPort(listener);
+  pair->client = socket(where.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  len = Address(where, pair->server_port, &ss);
+  ASSERT_EQ(connect(pair->client, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  pair->server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  close(listener);
+  ASSERT_GE(pair->server, 0);
+  pair->client_port = LocalPort(pair->client);
+}
+
+std::string ReadExactly(int fd, size_t n) {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = recv(fd, out.data() + got, n - got, 0);
+    if (r <= 0) break;
+    got += r;
+  }
+  out.resize(got);
+  return out;
+}
+
+TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
+  for (const Loopback& where : {Loopback{AF_INET, "127.0.0.1"}, Loopback{AF_INET6, "::1"}}) {
+    SCOPED_TRACE(where.address);
+    TcpPair t;
+    ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+    const std::string request = "GET /index.html?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n";
+    const std::string body(3000, 'b');
+
+    // client: write(); server: read()
+    ASSERT_EQ(write(t.client, request.data(), request.size()),
+              static_cast<ssize_t>(request.size()));
+    std::string got(request.size(), '\0');
+    ASSERT_EQ(read(t.server, got.data(), got.size()), static_cast<ssize_t>(got.size()));
+    // server: writev(head, body) as nginx does; client: readv into two buffers
+    iovec out[2] = {{const_cast<char*>(head.data()), head.size()},
+                    {const_cast<char*>(body.data()), body.size()}};
+    ASSERT_EQ(writev(t.server, out, 2), static_cast<ssize_t>(head.size() + body.size()));
+    std::string in1(head.size(), '\0'), in2(body.size(), '\0');
+    iovec in[2] = {{in1.data(), in1.size()}, {in2.data(), in2.size()}};
+    // writev returned, so all of it is queued on loopback: one readv takes it.
+    ASSERT_EQ(readv(t.client, in, 2), static_cast<ssize_t>(head.size() + body.size()));
+    // sendmsg / recvmsg, then send / recv
+    msghdr msg{};
+    iovec one = {const_cast<char*>(request.data()), request.size()};
+    msg.msg_iov = &one;
+    msg.msg_iovlen = 1;
+    ASSERT_EQ(sendmsg(t.client, &msg, 0), static_cast<ssize_t>(request.size()));
+    std::string got2(request.size(), '\0');
+    iovec back = {got2.data(), got2.size()};
+    msg.msg_iov = &back;
+    ASSERT_EQ(recvmsg(t.server, &msg, MSG_WAITALL), static_cast<ssize_t>(request.size()));
+    ASSERT_EQ(send(t.server, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+    ASSERT_EQ(ReadExactly(t.client, head.size()), head);
+
+    const std::string whole = head + body;
+    const std::string cut = whole.substr(0, kCaptureBytes);
+    std::vector<Payload> c = Events(t.client_port, 4);
+    ASSERT_EQ(c.size(), 4u);
+    ExpectEvent(c[0], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                request, request.size());
+    ExpectEvent(c[1], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV, cut,
+                whole.size());
+    ExpectEvent(c[2], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                request, request.size());
+    ExpectEvent(c[3], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                head, head.size());
+    EXPECT_EQ(c[0].e.conn_direction, NS_CONN_DIR_OUTGOING);
+    EXPECT_LT(c[0].e.ts_ns, c[1].e.ts_ns);
+
+    std::vector<Payload> s = Events(t.server_port, 4);
+    ASSERT_EQ(s.size(), 4u);
+    ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                request, request.size());
+    ExpectEvent(s[1], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, cut,
+                whole.size());
+    ExpectEvent(s[2], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                request, request.size());
+    ExpectEvent(s[3], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                head, head.size());
+    EXPECT_EQ(s[0].e.conn_direction, NS_CONN_DIR_INCOMING);
+  }
+}
+
+TEST_P(L7Capture, SendfileBytesAreCountedNotCopied) {
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n";
+  ASSERT_EQ(send(t.server, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  FILE* file = tmpfile();
+  ASSERT_NE(file, nullptr);
+  const std::string body(5000, 'f');
+  ASSERT_EQ(fwrite(body.data(), 1, body.size(), file), body.size());
+  fflush(file);
+  off_t offset = 0;
+  ASSERT_EQ(sendfile(t.server, fileno(file), &offset, body.size()), 5000);
+  fclose(file);
+  ASSERT_EQ(ReadExactly(t.client, head.size() + body.size()).size(), head.size() + body.size());
+
+  std::vector<Payload> s = Events(t.server_port, 2);
+  ASSERT_EQ(s.size(), 2u);
+  ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
+              head.size());
+  EXPECT_EQ(s[1].e.len, 5000u);
+  EXPECT_EQ(s[1].e.captured, 0u);
+  EXPECT_EQ(s[1].e.flags, NS_L7_NOT_COPIED);
+}
+
+TEST_P(L7Capture, OtherProtocolsSendNothing) {
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  const std::string hello = "SSH-2.0-OpenSSH_9.2\r\n";
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(send(t.client, hello.data(), hello.size(), 0), static_cast<ssize_t>(hello.size()));
+    ASSERT_EQ(ReadExactly(t.server, hello.size()), hello);
+  }
+  // A later HTTP-looking call does not turn the connection on: the first payload decided.
+  const std::string get = "GET / HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+  ASSERT_EQ(ReadExactly(t.server, get.size()), get);
+  EXPECT_TRUE(Events(t.client_port, 1).empty());
+  EXPECT_TRUE(Events(t.server_port, 1).empty());
+}
+
+TEST_P(L7Capture, DnsPortUdpWithSendtoAndRecvfrom) {
+  // A resolver on port 53 of an address no one else uses; the client is unconnected, as dig.
+  const Loopback where{AF_INET, "127.0.0.53"};
+  Fd server_fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int server = server_fd.fd;
+  sockaddr_storage ss;
+  socklen_t len = Address(where, 53, &ss);
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&ss), len), 0)
+      << "127.0.0.53:53 in use: " << std::strerror(errno);
+  Fd client_fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int client = client_fd.fd;
+  sockaddr_storage client_addr;
+  socklen_t client_len = Address(where, 0, &client_addr);
+  ASSERT_EQ(bind(client, reinterpret_cast<sockaddr*>(&client_addr), client_len), 0);
+  const uint16_t client_port = LocalPort(client);
+  std::string query("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  query += std::string(
+      "\x07"
+      "example\x04test\x00\x00\x01\x00\x01",
+      18);
+  std::string answer = query;
+  answer[2] = '\x81';
+  answer[3] = '\x80';
+  ASSERT_EQ(sendto(client, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&ss), len),
+            static_cast<ssize_t>(query.size()));
+  char buf[512];
+  sockaddr_storage from;
+  socklen_t from_len = sizeof(from);
+  ASSERT_EQ(recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len),
+            static_cast<ssize_t>(query.size()));
+  ASSERT_EQ(
+      sendto(server, answer.data(), answer.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len),
+      static_cast<ssize_t>(answer.size()));
+  ASSERT_EQ(recv(client, buf, sizeof(buf), 0), static_cast<ssize_t>(answer.size()));
+
+  std::vector<Payload> c = Events(client_port, 2);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].e.l7, NS_L7_DNS);
+  EXPECT_EQ(c[0].e.protocol, IPPROTO_UDP);
+  EXPECT_EQ(c[0].e.direction, NS_L7_SEND);
+  EXPECT_EQ(c[0].data, query);
+  EXPECT_EQ(c[1].e.direction, NS_L7_RECV);
+  EXPECT_EQ(c[1].data, answer);
+  std::vector<Payload> s = Events(53, 2);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].e.direction, NS_L7_RECV);
+  EXPECT_EQ(s[0].data, query);
+  EXPECT_EQ(s[1].e.direction, NS_L7_SEND);
+  EXPECT_EQ(s[1].data, answer);
+  // The client's records name the resolver as the peer.
+  EXPECT_EQ(c[0].e.dport, 53);
+  EXPECT_EQ(std::vector<uint8_t>(c[0].e.daddr, c[0].e.daddr + 16), Stored(where));
+  EXPECT_EQ(s[0].e.dport, client_port);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, L7Capture,
+                         ::testing::Values(std::string(kTpBtf), std::string(kTracepoint)),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace nodescope::sensor::bpf
