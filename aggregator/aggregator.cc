@@ -50,6 +50,16 @@ std::string BindError(const std::string& address) {
   return why;
 }
 
+// A label allow-list naming one label twice is a typo; the schema checks only the names.
+Status CheckNoRepeats(const std::string& key, const std::vector<std::string>& labels) {
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    if (std::find(labels.begin(), it, *it) != it) {
+      return Status::Error("config: key '" + key + "': \"" + *it + "\" is listed twice");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 void RegisterOptions(config::Schema* schema, Options* o) {
@@ -72,9 +82,12 @@ void RegisterOptions(config::Schema* schema, Options* o) {
   schema->List("netflow_labels", &o->netflow_labels, kNetflowLabelNames,
                "labels of the nodescope_netflow_* metrics (server_port: the listening side's "
                "port)");
+  schema->List("http_labels", &o->http_labels, kHttpLabelNames,
+               "labels of nodescope_http_requests_total and "
+               "nodescope_http_request_duration_seconds (path: templated, ids become {id})");
   schema->Int("maximum_dimensions", &o->maximum_dimensions, 1, 1'000'000,
-              "netflow metric label sets per host; label sets beyond it share one series whose "
-              "labels but host are \"other\"");
+              "netflow, http and dns metric label sets per host, each family on its own; label "
+              "sets beyond it share one series whose labels but host are \"other\"");
 }
 
 Status ValidateOptions(const Options& options) {
@@ -82,12 +95,9 @@ Status ValidateOptions(const Options& options) {
     Status s = sinks::CheckSinkSpec(spec);
     if (!s.ok()) return s.Prefixed("config: key 'sinks': ");
   }
-  for (auto it = options.netflow_labels.begin(); it != options.netflow_labels.end(); ++it) {
-    if (std::find(options.netflow_labels.begin(), it, *it) != it) {
-      return Status::Error("config: key 'netflow_labels': \"" + *it + "\" is listed twice");
-    }
-  }
-  return Status::Ok();
+  Status s = CheckNoRepeats("netflow_labels", options.netflow_labels);
+  if (s.ok()) s = CheckNoRepeats("http_labels", options.http_labels);
+  return s;
 }
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
@@ -106,9 +116,13 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
   a->hub_ = std::make_unique<api::Hub>(hub_options, &a->metrics_);
   a->netflow_metrics_ = std::make_unique<NetflowMetrics>(
       a->metrics_.registry(), options.netflow_labels, options.maximum_dimensions);
-  a->ingestor_ =
-      std::make_unique<ingest::Ingestor>(a->seqs_.get(), a->hub_.get(), a->sinks_.get(),
-                                         &a->sensors_, &a->metrics_, a->netflow_metrics_.get());
+  a->http_metrics_ = std::make_unique<HttpMetrics>(a->metrics_.registry(), options.http_labels,
+                                                   options.maximum_dimensions);
+  a->dns_metrics_ =
+      std::make_unique<DnsMetrics>(a->metrics_.registry(), options.maximum_dimensions);
+  a->ingestor_ = std::make_unique<ingest::Ingestor>(
+      a->seqs_.get(), a->hub_.get(), a->sinks_.get(), &a->sensors_, &a->metrics_,
+      a->netflow_metrics_.get(), a->http_metrics_.get(), a->dns_metrics_.get());
   a->sensor_service_ =
       std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
   api::ObserverOptions observer_options;

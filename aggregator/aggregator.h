@@ -15,6 +15,7 @@
 
 #include "aggregator/api/hub.h"
 #include "aggregator/api/observer.h"
+#include "aggregator/http_metrics.h"
 #include "aggregator/ingest/dedup.h"
 #include "aggregator/ingest/ingestor.h"
 #include "aggregator/ingest/sensors.h"
@@ -37,12 +38,13 @@ struct Options {
   std::string state_dir;
   std::string log_level = "info";
   std::vector<std::string> netflow_labels = kDefaultNetflowLabels;
+  std::vector<std::string> http_labels = kDefaultHttpLabels;
   int64_t maximum_dimensions = kDefaultMaximumDimensions;
 };
 
 void RegisterOptions(config::Schema* schema, Options* options);
-// What the schema cannot check alone (each sinks entry, a netflow label listed twice). One line
-// naming the key.
+// What the schema cannot check alone (each sinks entry, a netflow or http label listed twice). One
+// line naming the key.
 Status ValidateOptions(const Options& options);
 
 class Aggregator {
@@ -66,7 +68,10 @@ class Aggregator {
   void Housekeeping();
 
   Metrics metrics_;
-  std::unique_ptr<NetflowMetrics> netflow_metrics_;  // its families live in metrics_' registry
+  // Their families live in metrics_' registry.
+  std::unique_ptr<NetflowMetrics> netflow_metrics_;
+  std::unique_ptr<HttpMetrics> http_metrics_;
+  std::unique_ptr<DnsMetrics> dns_metrics_;
   std::unique_ptr<ingest::SeqStore> seqs_;
   std::unique_ptr<sinks::SinkSet> sinks_;
   ingest::SensorRegistry sensors_;

@@ -1,15 +1,11 @@
 #include "aggregator/netflow_metrics.h"
 
-#include <algorithm>
-
 #include "aggregator/ingest/convert.h"
 #include "common/records/record.h"
 
 namespace nodescope::aggregator {
 
 namespace {
-
-constexpr char kKeySeparator = '\xff';
 
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
                                                        const std::string& name,
@@ -21,10 +17,9 @@ void Add(prometheus::Counter* counter, uint64_t value) {
   if (value != 0) counter->Increment(static_cast<double>(value));
 }
 
-// Label values and the series key of the event being observed, per thread: each ingest thread
-// (one per sensor stream) reuses its own buffers instead of allocating per event.
+// The label values of the event being observed, per thread: each ingest thread (one per sensor
+// stream) reuses its own buffer instead of allocating per event.
 thread_local std::vector<std::string> tls_values;
-thread_local std::string tls_key;
 
 }  // namespace
 
@@ -37,8 +32,7 @@ const std::vector<double>& NetflowRttBuckets() {
 
 NetflowMetrics::NetflowMetrics(prometheus::Registry& registry,
                                const std::vector<std::string>& labels, int64_t maximum_dimensions)
-    : maximum_dimensions_(static_cast<size_t>(std::max<int64_t>(maximum_dimensions, 1))),
-      bytes_read_(CounterFamily(registry, "nodescope_netflow_bytes_read_total",
+    : bytes_read_(CounterFamily(registry, "nodescope_netflow_bytes_read_total",
                                 "Bytes read by local sockets (netflow bytes_read).")),
       bytes_written_(CounterFamily(registry, "nodescope_netflow_bytes_written_total",
                                    "Bytes written by local sockets (netflow bytes_written).")),
@@ -55,22 +49,17 @@ NetflowMetrics::NetflowMetrics(prometheus::Registry& registry,
                .Register(registry)),
       folded_(CounterFamily(registry, "nodescope_netflow_series_folded_total",
                             "Netflow records counted in the host's \"other\" series because the "
-                            "host reached maximum_dimensions label sets.")) {
-  for (const std::string& name : labels) {
-    auto it = std::find(kNetflowLabelNames.begin(), kNetflowLabelNames.end(), name);
-    if (it == kNetflowLabelNames.end()) continue;
-    const auto label = static_cast<Label>(it - kNetflowLabelNames.begin());
-    if (std::find(labels_.begin(), labels_.end(), label) != labels_.end()) continue;
-    labels_.push_back(label);
-    if (label == Label::kHost) host_label_ = true;
-  }
-}
+                            "host reached maximum_dimensions label sets.")),
+      series_(folded_, kNetflowLabelNames, labels, maximum_dimensions,
+              [this](const prometheus::Labels& l) { return MakeSeries(l); }) {}
 
-void NetflowMetrics::LabelValues(const std::string& host, const v1::NetflowEvent& event) {
-  tls_values.resize(labels_.size());
-  for (size_t i = 0; i < labels_.size(); ++i) {
+const std::vector<std::string>& NetflowMetrics::LabelValues(const std::string& host,
+                                                            const v1::NetflowEvent& event) {
+  const std::vector<size_t>& labels = series_.labels();
+  tls_values.resize(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
     std::string& v = tls_values[i];
-    switch (labels_[i]) {
+    switch (static_cast<Label>(labels[i])) {
       case Label::kHost:
         v = host;
         break;
@@ -89,14 +78,14 @@ void NetflowMetrics::LabelValues(const std::string& host, const v1::NetflowEvent
         break;
       }
       case Label::kServerPort:
-        v = ingest::PortText(event.direction() == v1::NetflowEvent::INCOMING ? event.src_port()
-                                                                             : event.dst_port());
+        v = ingest::PortText(ingest::ServerPort(event));
         break;
       case Label::kDstServiceName:
         v = event.dst_service_name();
         break;
     }
   }
+  return tls_values;
 }
 
 NetflowMetrics::Series NetflowMetrics::MakeSeries(const prometheus::Labels& labels) {
@@ -106,57 +95,13 @@ NetflowMetrics::Series NetflowMetrics::MakeSeries(const prometheus::Labels& labe
 }
 
 void NetflowMetrics::Observe(const std::string& host, const v1::NetflowEvent& event) {
-  LabelValues(host, event);
-  tls_key.clear();
-  for (const std::string& v : tls_values) {
-    tls_key += v;
-    tls_key += kKeySeparator;
-  }
-
-  Series* series = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    auto it = series_.find(tls_key);
-    if (it != series_.end()) {
-      series = &it->second;
-    } else {
-      Group& group = groups_[host_label_ ? host : std::string()];
-      prometheus::Labels labels;
-      if (group.label_sets < maximum_dimensions_) {
-        for (size_t i = 0; i < labels_.size(); ++i) {
-          labels.emplace(kNetflowLabelNames[static_cast<size_t>(labels_[i])], tls_values[i]);
-        }
-        series = &series_.emplace(tls_key, MakeSeries(labels)).first->second;
-        ++group.label_sets;
-      } else {
-        if (group.other == nullptr) {
-          for (Label label : labels_) {
-            labels.emplace(kNetflowLabelNames[static_cast<size_t>(label)],
-                           label == Label::kHost ? host : std::string(kFoldedLabelValue));
-          }
-          group.other =
-              &folded_series_.emplace(host_label_ ? host : std::string(), MakeSeries(labels))
-                   .first->second;
-        }
-        series = group.other;
-        prometheus::Counter*& folded = folded_by_host_[host];
-        if (folded == nullptr) folded = &folded_.Add({{"host", host}});
-        folded->Increment();
-      }
-    }
-  }
-
-  Add(series->bytes_read, event.bytes_read());
-  Add(series->bytes_written, event.bytes_written());
-  Add(series->retransmits, event.retransmits());
-  Add(series->tcp_established, event.tcp_established());
-  Add(series->tcp_closed, event.tcp_closed());
-  if (event.rtt_us() > 0) series->rtt->Observe(static_cast<double>(event.rtt_us()) / 1e6);
-}
-
-size_t NetflowMetrics::series() const {
-  std::lock_guard lock(mu_);
-  return series_.size() + folded_series_.size();
+  const Series& series = series_.Get(host, LabelValues(host, event));
+  Add(series.bytes_read, event.bytes_read());
+  Add(series.bytes_written, event.bytes_written());
+  Add(series.retransmits, event.retransmits());
+  Add(series.tcp_established, event.tcp_established());
+  Add(series.tcp_closed, event.tcp_closed());
+  if (event.rtt_us() > 0) series.rtt->Observe(static_cast<double>(event.rtt_us()) / 1e6);
 }
 
 }  // namespace nodescope::aggregator

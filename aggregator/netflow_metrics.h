@@ -1,8 +1,5 @@
-// Prometheus families of netflow records (nodescope_netflow_*), with a bounded label set: the
-// labels are an allow-list from the configuration, and each host holds at most
-// `maximum_dimensions` label sets (Netdata's "maximum dimensions"); the label sets beyond it share
-// one series per host whose other labels are all "other", so a port scan cannot grow /metrics.
-// Full detail stays in the records.
+// Prometheus families of netflow records (nodescope_netflow_*), with the bounded label sets of
+// bounded_series.h: labels from `netflow_labels`, at most `maximum_dimensions` label sets per host.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -10,14 +7,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <array>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "aggregator/bounded_series.h"
 #include "nodescope/v1/events.pb.h"
 
 namespace nodescope::aggregator {
@@ -28,9 +22,6 @@ inline const std::vector<std::string> kNetflowLabelNames = {
     "host", "direction", "transport", "family", "process_name", "server_port", "dst_service_name"};
 inline const std::vector<std::string> kDefaultNetflowLabels = {
     "host", "direction", "transport", "family", "process_name", "server_port"};
-inline constexpr int64_t kDefaultMaximumDimensions = 500;
-// The value of every label but host in the series that takes the label sets beyond the cap.
-inline constexpr char kFoldedLabelValue[] = "other";
 
 // Upper bounds of nodescope_netflow_rtt_seconds: 50 µs to 5 s in 1-2.5-5 steps, from loopback
 // (tens of µs) to a congested intercontinental path.
@@ -50,9 +41,10 @@ class NetflowMetrics {
   void Observe(const std::string& host, const v1::NetflowEvent& event);
 
   // Series (label sets) in use, the folded "other" ones included.
-  size_t series() const;
+  size_t series() const { return series_.size(); }
 
  private:
+  // In kNetflowLabelNames order.
   enum class Label {
     kHost,
     kDirection,
@@ -71,19 +63,11 @@ class NetflowMetrics {
     prometheus::Counter* tcp_closed;
     prometheus::Histogram* rtt;
   };
-  // What the cap counts: the label sets of one host (of all hosts when host is not a label).
-  struct Group {
-    size_t label_sets = 0;
-    Series* other = nullptr;  // in folded_series_ once a label set was folded
-  };
 
   Series MakeSeries(const prometheus::Labels& labels);
-  // The label values of `event` in labels_ order, into this thread's reused buffer.
-  void LabelValues(const std::string& host, const v1::NetflowEvent& event);
-
-  std::vector<Label> labels_;
-  bool host_label_ = false;
-  size_t maximum_dimensions_;
+  // The label values of `event` in series_.labels() order, into this thread's reused buffer.
+  const std::vector<std::string>& LabelValues(const std::string& host,
+                                              const v1::NetflowEvent& event);
 
   prometheus::Family<prometheus::Counter>& bytes_read_;
   prometheus::Family<prometheus::Counter>& bytes_written_;
@@ -92,13 +76,7 @@ class NetflowMetrics {
   prometheus::Family<prometheus::Counter>& tcp_closed_;
   prometheus::Family<prometheus::Histogram>& rtt_;
   prometheus::Family<prometheus::Counter>& folded_;
-
-  mutable std::mutex mu_;
-  // Keyed by the label values joined with 0xff, a byte valid UTF-8 never holds.
-  std::unordered_map<std::string, Series> series_;
-  std::unordered_map<std::string, Group> groups_;          // by host ("" when host is not a label)
-  std::unordered_map<std::string, Series> folded_series_;  // by group
-  std::unordered_map<std::string, prometheus::Counter*> folded_by_host_;
+  BoundedSeries<Series> series_;  // after the families: it makes series in them
 };
 
 }  // namespace nodescope::aggregator

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   observe->add_option("--server", observe_options.server, "Aggregator gRPC address HOST:PORT")
       ->capture_default_str();
   observe->add_option("--source", observe_options.sources,
-                      "Only this source (process, netflow, ...); repeatable");
+                      "Only this source (process, netflow, httpflow, dnsflow, ...); repeatable");
   observe->add_flag("-f,--follow", observe_options.follow, "Keep printing new records");
   observe
       ->add_option("--last", observe_options.last,

@@ -1,5 +1,6 @@
 #include "aggregator/ingest/convert.h"
 
+#include <concepts>
 #include <limits>
 #include <optional>
 #include <span>
@@ -12,6 +13,8 @@ namespace {
 
 constexpr std::string_view kProcessSource = "process";
 constexpr std::string_view kNetflowSource = "netflow";
+constexpr std::string_view kHttpflowSource = "httpflow";
+constexpr std::string_view kDnsflowSource = "dnsflow";
 
 std::optional<net::IpAddress> Address(const std::string& raw) {
   return net::IpAddress::FromBytes(
@@ -29,6 +32,61 @@ int64_t IntField(uint64_t value) {
   return static_cast<int64_t>(value > kMax ? kMax : value);
 }
 
+// NetflowEvent, HttpflowEvent and DnsflowEvent carry the connection tuple under the same field
+// names, so one check and one tag writer serve the three sources.
+template <typename E>
+concept FlowEvent = requires(const E& e) {
+  { e.transport() } -> std::same_as<v1::NetflowEvent::Transport>;
+  { e.direction() } -> std::same_as<v1::NetflowEvent::Direction>;
+  { e.src_ip() } -> std::same_as<const std::string&>;
+  { e.dst_ip() } -> std::same_as<const std::string&>;
+  { e.src_port() } -> std::same_as<uint32_t>;
+  { e.dst_port() } -> std::same_as<uint32_t>;
+  { e.pid() } -> std::same_as<uint32_t>;
+  { e.process_name() } -> std::same_as<const std::string&>;
+  { e.netns() } -> std::same_as<uint32_t>;
+  { e.dst_domain() } -> std::same_as<const std::string&>;
+};
+
+struct FlowTuple {
+  std::string_view transport;
+  std::string_view direction;
+  net::IpAddress src;
+  net::IpAddress dst;
+};
+
+// Checked before a RecordWriter exists: constructing one already appends the record.
+template <FlowEvent E>
+std::optional<FlowTuple> CheckTuple(const E& event) {
+  const std::string_view transport = TransportName(event.transport());
+  const std::string_view direction = DirectionName(event.direction());
+  std::optional<net::IpAddress> src = Address(event.src_ip());
+  std::optional<net::IpAddress> dst = Address(event.dst_ip());
+  if (transport.empty() || direction.empty() || !src || !dst) return std::nullopt;
+  return FlowTuple{transport, direction, *src, *dst};
+}
+
+// The tags the three flow sources share, in this order; the caller adds its own, then the extra
+// tags (which must come last: they never override).
+template <FlowEvent E>
+void WriteFlowTags(const E& event, const FlowTuple& tuple, const BatchContext& context,
+                   RecordWriter* b) {
+  b->Tag("host", context.node);
+  b->Tag("direction", tuple.direction);
+  b->Tag("src_ip", tuple.src.ToString());
+  b->Tag("dst_ip", tuple.dst.ToString());
+  b->Tag("src_port", PortText(event.src_port()));
+  b->Tag("dst_port", PortText(event.dst_port()));
+  b->Tag("src_ip_type", net::IpTypeName(net::Classify(tuple.src)));
+  b->Tag("dst_ip_type", net::IpTypeName(net::Classify(tuple.dst)));
+  b->Tag("family", FamilyOf(tuple.src, tuple.dst));
+  b->Tag("transport", tuple.transport);
+  if (event.pid() != 0) b->Tag("pid", uint64_t{event.pid()});
+  b->Tag("process_name", event.process_name());
+  b->Tag("netns", uint64_t{event.netns()});
+  if (!event.dst_domain().empty()) b->Tag("dst_domain", event.dst_domain());
+}
+
 }  // namespace
 
 std::string_view SourceOf(const v1::Event& event) {
@@ -37,6 +95,10 @@ std::string_view SourceOf(const v1::Event& event) {
       return kProcessSource;
     case v1::Event::kNetflow:
       return kNetflowSource;
+    case v1::Event::kHttpflow:
+      return kHttpflowSource;
+    case v1::Event::kDnsflow:
+      return kDnsflowSource;
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }
@@ -120,27 +182,10 @@ std::string_view NetflowFamily(const v1::NetflowEvent& event) {
 
 bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
                     const BatchContext& context, RecordBatch* out) {
-  const std::string_view transport = TransportName(event.transport());
-  const std::string_view direction = DirectionName(event.direction());
-  std::optional<net::IpAddress> src = Address(event.src_ip());
-  std::optional<net::IpAddress> dst = Address(event.dst_ip());
-  // Checked before the writer exists: constructing it already appends the record.
-  if (transport.empty() || direction.empty() || !src || !dst) return false;
-
+  const std::optional<FlowTuple> tuple = CheckTuple(event);
+  if (!tuple) return false;
   RecordWriter b(out, kNetflowSource, time_unix_nano, context.node);
-  b.Tag("host", context.node);
-  b.Tag("direction", direction);
-  b.Tag("src_ip", src->ToString());
-  b.Tag("dst_ip", dst->ToString());
-  b.Tag("src_port", PortText(event.src_port()));
-  b.Tag("dst_port", PortText(event.dst_port()));
-  b.Tag("src_ip_type", net::IpTypeName(net::Classify(*src)));
-  b.Tag("dst_ip_type", net::IpTypeName(net::Classify(*dst)));
-  b.Tag("family", FamilyOf(*src, *dst));
-  b.Tag("transport", transport);
-  if (event.pid() != 0) b.Tag("pid", uint64_t{event.pid()});
-  b.Tag("process_name", event.process_name());
-  b.Tag("netns", uint64_t{event.netns()});
+  WriteFlowTags(event, *tuple, context, &b);
   if (!event.dst_service_name().empty()) b.Tag("dst_service_name", event.dst_service_name());
   AppendExtraTags(context.extra_tags, &b);
 
@@ -154,12 +199,51 @@ bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
   return true;
 }
 
+bool ConvertHttpflow(const v1::HttpflowEvent& event, int64_t time_unix_nano,
+                     const BatchContext& context, RecordBatch* out) {
+  const std::optional<FlowTuple> tuple = CheckTuple(event);
+  if (!tuple) return false;
+  RecordWriter b(out, kHttpflowSource, time_unix_nano, context.node);
+  WriteFlowTags(event, *tuple, context, &b);
+  AppendExtraTags(context.extra_tags, &b);
+
+  b.Field("bytes_read", IntField(event.bytes_read()));
+  b.Field("bytes_written", IntField(event.bytes_written()));
+  b.Field("count", IntField(event.count()));
+  b.Field("http_version", event.http_version());
+  b.Field("latency", IntField(event.latency_ns()));
+  b.Field("method", event.method());
+  b.Field("path", event.path());
+  b.Field("status_code", int64_t{event.status_code()});
+  b.Field("truncated", event.truncated());
+  return true;
+}
+
+bool ConvertDnsflow(const v1::DnsflowEvent& event, int64_t time_unix_nano,
+                    const BatchContext& context, RecordBatch* out) {
+  const std::optional<FlowTuple> tuple = CheckTuple(event);
+  if (!tuple) return false;
+  RecordWriter b(out, kDnsflowSource, time_unix_nano, context.node);
+  WriteFlowTags(event, *tuple, context, &b);
+  AppendExtraTags(context.extra_tags, &b);
+
+  b.Field("count", IntField(event.count()));
+  b.Field("latency", IntField(event.latency_ns()));
+  b.Field("latency_max", IntField(event.latency_max_ns()));
+  b.Field("rcode", int64_t{event.rcode()});
+  return true;
+}
+
 bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBatch* out) {
   switch (event.payload_case()) {
     case v1::Event::kProcess:
       return ConvertProcess(event.process(), event.time_unix_nano(), context, out);
     case v1::Event::kNetflow:
       return ConvertNetflow(event.netflow(), event.time_unix_nano(), context, out);
+    case v1::Event::kHttpflow:
+      return ConvertHttpflow(event.httpflow(), event.time_unix_nano(), context, out);
+    case v1::Event::kDnsflow:
+      return ConvertDnsflow(event.dnsflow(), event.time_unix_nano(), context, out);
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }

@@ -20,8 +20,8 @@ struct BatchContext {
   const google::protobuf::RepeatedPtrField<v1::Tag>& extra_tags;
 };
 
-// The record source an event becomes ("process", ...), or "" for an event this aggregator does
-// not know (a newer sensor).
+// The record source an event becomes ("process", "netflow", "httpflow", "dnsflow"), or "" for an
+// event this aggregator does not know (a newer sensor).
 std::string_view SourceOf(const v1::Event& event);
 
 // Appends the record(s) of `event` to `out`. False when the event is not understood.
@@ -35,7 +35,17 @@ bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
 // Appends the `netflow` record of one aggregation key (tags and fields of docs RECORDS.md). False
 // (nothing appended) when an address is neither 4 nor 16 bytes, or the transport or direction is
 // unspecified or newer than this aggregator: such a record could not say what it describes.
+// ConvertHttpflow and ConvertDnsflow refuse the same events and write the same tuple tags.
 bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
+                    const BatchContext& context, RecordBatch* out);
+
+// Appends the `httpflow` record of one aggregation key. Method and path are bytes from the peer;
+// they become valid UTF-8 (U+FFFD for each bad byte) as process names do.
+bool ConvertHttpflow(const v1::HttpflowEvent& event, int64_t time_unix_nano,
+                     const BatchContext& context, RecordBatch* out);
+
+// Appends the `dnsflow` record of one aggregation key; rcode -1 (no answer) is kept as is.
+bool ConvertDnsflow(const v1::DnsflowEvent& event, int64_t time_unix_nano,
                     const BatchContext& context, RecordBatch* out);
 
 // "IPv4" when either address is IPv4 (a dual-stack socket talking to a v4-mapped peer puts IPv4
@@ -45,6 +55,13 @@ std::string_view NetflowFamily(const v1::NetflowEvent& event);
 
 // A port tag: the number, or "*" for 0 (the sensor folded the ephemeral side there).
 std::string PortText(uint32_t port);
+
+// The listening side's port of a netflow, httpflow or dnsflow event: dst_port of an outgoing one,
+// src_port of an incoming one.
+template <typename Flow>
+uint32_t ServerPort(const Flow& event) {
+  return event.direction() == v1::NetflowEvent::INCOMING ? event.src_port() : event.dst_port();
+}
 
 // "tcp", "udp"; "" for any other value.
 std::string_view TransportName(v1::NetflowEvent::Transport transport);

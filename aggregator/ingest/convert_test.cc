@@ -300,6 +300,20 @@ TEST(ConvertNetflow, Ipv6WithoutPidWithServiceName) {
                                           {"dst_service_name", "https"}}));
 }
 
+TEST(ConvertNetflow, DstDomainFollowsTheTupleTags) {
+  Fixture f;
+  v1::Event event = NetflowEvent();
+  event.mutable_netflow()->set_dst_domain("example.test");
+  event.mutable_netflow()->set_dst_service_name("http");
+  RecordBatch out;
+  ASSERT_TRUE(ConvertEvent(event, f.context(), &out));
+  const std::vector<std::pair<std::string, std::string>> tags = Tags(out[0]);
+  ASSERT_EQ(tags.size(), 15u);
+  EXPECT_EQ(tags[12].first, "netns");
+  EXPECT_EQ(tags[13], (std::pair<std::string, std::string>{"dst_domain", "example.test"}));
+  EXPECT_EQ(tags[14].first, "dst_service_name");
+}
+
 TEST(ConvertNetflow, UdpToMulticastFromWildcardV6Socket) {
   Fixture f;
   v1::Event event = NetflowEvent();

@@ -9,13 +9,16 @@
 namespace nodescope::aggregator::ingest {
 
 Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
-                   Metrics* metrics, NetflowMetrics* netflow_metrics)
+                   Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics,
+                   DnsMetrics* dns_metrics)
     : seqs_(seqs),
       hub_(hub),
       sinks_(sinks),
       sensors_(sensors),
       metrics_(metrics),
-      netflow_metrics_(netflow_metrics) {}
+      netflow_metrics_(netflow_metrics),
+      http_metrics_(http_metrics),
+      dns_metrics_(dns_metrics) {}
 
 Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
                                    int64_t now) {
@@ -41,10 +44,21 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
       ++unknown;
       continue;
     }
-    if (event.has_process()) {
-      ++process_events[event.process().kind() & 3];
-    } else if (event.has_netflow()) {
-      netflow_metrics_->Observe(batch.node(), event.netflow());
+    switch (event.payload_case()) {
+      case v1::Event::kProcess:
+        ++process_events[event.process().kind() & 3];
+        break;
+      case v1::Event::kNetflow:
+        netflow_metrics_->Observe(batch.node(), event.netflow());
+        break;
+      case v1::Event::kHttpflow:
+        if (http_metrics_ != nullptr) http_metrics_->Observe(batch.node(), event.httpflow());
+        break;
+      case v1::Event::kDnsflow:
+        if (dns_metrics_ != nullptr) dns_metrics_->Observe(batch.node(), event.dnsflow());
+        break;
+      case v1::Event::PAYLOAD_NOT_SET:
+        break;
     }
   }
   if (unknown > 0) metrics_->Dropped("unknown", kDropUnknownEvent, unknown);

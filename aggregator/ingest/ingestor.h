@@ -6,6 +6,7 @@
 #include <string>
 
 #include "aggregator/api/hub.h"
+#include "aggregator/http_metrics.h"
 #include "aggregator/ingest/dedup.h"
 #include "aggregator/ingest/sensors.h"
 #include "aggregator/metrics.h"
@@ -17,8 +18,11 @@ namespace nodescope::aggregator::ingest {
 
 class Ingestor {
  public:
+  // `http_metrics`, `dns_metrics`: null leaves httpflow and dnsflow out of /metrics (tests that
+  // do not look at them); their records are ingested either way.
   Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
-           Metrics* metrics, NetflowMetrics* netflow_metrics);
+           Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics = nullptr,
+           DnsMetrics* dns_metrics = nullptr);
 
   struct Outcome {
     bool duplicate = false;
@@ -36,6 +40,8 @@ class Ingestor {
   SensorRegistry* sensors_;
   Metrics* metrics_;
   NetflowMetrics* netflow_metrics_;
+  HttpMetrics* http_metrics_;
+  DnsMetrics* dns_metrics_;
 };
 
 }  // namespace nodescope::aggregator::ingest

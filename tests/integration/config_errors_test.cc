@@ -38,7 +38,19 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"nodescope-aggregator", "history_size: [1]\n", "key 'history_size': expected an integer"},
         Case{"nodescope-aggregator", "lissen: :9970\n", "unknown key 'lissen'"},
         Case{"nodescope-aggregator", "listen: 127.0.0.1:99999\n", "key 'listen': expected HOST:PORT"},
-        Case{"nodescope-aggregator", "http_listen: nowhere\n", "key 'http_listen': expected HOST:PORT"}));
+        Case{"nodescope-aggregator", "http_listen: nowhere\n", "key 'http_listen': expected HOST:PORT"},
+        Case{"nodescope-aggregator", "http_labels: [host, url]\n",
+             "key 'http_labels': \"url\" is not one of: host, direction, method, status_code"}));
+
+// A label listed twice is caught after the file and the environment are merged, so the line
+// names the key, not the file.
+TEST(ConfigErrors, RepeatedHttpLabelIsOneLine) {
+  TempDir dir;
+  dir.Write("c.yaml", "http_labels: [host, path, host]\n");
+  auto r = RunCommand({BinDir() + "/nodescope-aggregator", "--config", dir.File("c.yaml")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "nodescope-aggregator: config: key 'http_labels': \"host\" is listed twice\n");
+}
 
 TEST(ConfigErrors, EnvironmentOverrideIsCheckedToo) {
   TempDir dir;
