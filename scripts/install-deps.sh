@@ -24,6 +24,8 @@ packages=(
   curl procps iproute2 util-linux nftables prometheus
   # netflow tests and bench: web server, load generator, the tcplife peer, ping for the delay line
   nginx wrk libbpf-tools iputils-ping
+  # dnsflow tests: the DNS server and client
+  dnsmasq-base bind9-dnsutils
 )
 
 missing=()

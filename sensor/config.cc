@@ -27,7 +27,8 @@ config::Schema BuildSchema(SensorConfig* c) {
            "log verbosity");
   s.Dur("interval", &c->interval, milliseconds(100), hours(24),
         "length of one netflow aggregation interval (one record per key per interval)");
-  s.Bool("ipv6_disabled", &c->ipv6_disabled, "ignore IPv6 sockets (IPv4-mapped ones count as IPv4)");
+  s.Bool("ipv6_disabled", &c->ipv6_disabled,
+         "ignore IPv6 sockets (IPv4-mapped ones count as IPv4)");
   s.Int("ephemeral_port", &c->ephemeral_port, 0, 65535,
         "client ports at or above this are folded into \"*\"; 0: the first port of "
         "/proc/sys/net/ipv4/ip_local_port_range");
@@ -42,6 +43,16 @@ config::Schema BuildSchema(SensorConfig* c) {
            "exclude; * = all");
   s.Map("service_names", &c->service_names,
         "port -> name for dst_service_name, ahead of /etc/services (Netdata's [service name])");
+  s.List("l7net_enabled", &c->l7net_enabled, kKnownL7,
+         "L7 parts of ebpf-net: httpflow (HTTP/1.x requests), httpflow-tls (HTTPS through "
+         "OpenSSL; not in this build); dnsflow is always on");
+  s.Int("l7_capture_bytes", &c->l7_capture_bytes, 64, 4096,
+        "bytes of each send/receive on an HTTP or DNS connection copied for parsing; a request "
+        "or response head longer than this is not parsed");
+  s.Int("l7_path_max", &c->l7_path_max, 1, 4096,
+        "longest httpflow path kept; longer ones are cut and marked truncated");
+  s.Dur("dns_timeout", &c->dns_timeout, milliseconds(100), std::chrono::minutes(5),
+        "a DNS query unanswered this long is reported with rcode -1");
   return s;
 }
 

@@ -11,11 +11,15 @@ namespace nodescope::sensor {
 
 // Plugins of the reference collector (and ebpf-kernel). enabled_plugins accepts these names;
 // the ones this build does not contain yet are reported in status and in one warning line.
-inline const std::vector<std::string> kKnownPlugins = {
-    "ebpf-net", "ebpf-bash", "ebpf-conntrack", "ebpf-trace", "bpf-netlog", "ebpf-kernel"};
+inline const std::vector<std::string> kKnownPlugins = {"ebpf-net",   "ebpf-bash",  "ebpf-conntrack",
+                                                       "ebpf-trace", "bpf-netlog", "ebpf-kernel"};
 // Plugins this build contains. The process probe is not listed: it always runs, because every
 // plugin resolves pids through the process cache it keeps.
 inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net"};
+// L7 parts of ebpf-net that l7net_enabled accepts (DataKit's names), and the ones built. dnsflow
+// is always on with ebpf-net, as in DataKit.
+inline const std::vector<std::string> kKnownL7 = {"httpflow", "httpflow-tls"};
+inline const std::vector<std::string> kBuiltL7 = {"httpflow"};
 
 struct SensorConfig {
   std::string hostname;  // "" = the node's hostname
@@ -40,6 +44,12 @@ struct SensorConfig {
   std::string ips = "*";
   std::string hostnames = "*";
   std::map<std::string, std::string> service_names;
+
+  // ebpf-net, L7 (httpflow, dnsflow). l7net_enabled is DataKit's; the rest are ours.
+  std::vector<std::string> l7net_enabled = {"httpflow"};
+  int64_t l7_capture_bytes = 4096;
+  int64_t l7_path_max = 256;
+  config::Duration dns_timeout = std::chrono::seconds(5);
 };
 
 config::Schema BuildSchema(SensorConfig* config);

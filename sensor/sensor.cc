@@ -42,6 +42,11 @@ Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config) {
   o.filter.ips = config.ips;
   o.filter.hostnames = config.hostnames;
   o.filter.service_names = config.service_names;
+  o.httpflow = std::find(config.l7net_enabled.begin(), config.l7net_enabled.end(), "httpflow") !=
+               config.l7net_enabled.end();
+  o.l7_capture_bytes = static_cast<uint32_t>(config.l7_capture_bytes);
+  o.l7_path_max = static_cast<size_t>(config.l7_path_max);
+  o.dns_timeout = config.dns_timeout;
   if (Result<netflow::ConnectionFilter> f = netflow::ConnectionFilter::Build(o.filter); !f.ok()) {
     return f.status();
   }
@@ -99,12 +104,17 @@ Status Sensor::Start() {
       spdlog::warn("plugin {} is enabled but not part of this build; running without it", plugin);
     }
   }
+  for (const auto& part : config_.l7net_enabled) {
+    if (std::find(kBuiltL7.begin(), kBuiltL7.end(), part) == kBuiltL7.end()) {
+      spdlog::warn("l7net_enabled: {} is not part of this build; running without it", part);
+    }
+  }
   transport_->StatusChanged();
 
-  const std::string address = config_.pprof_host.find(':') != std::string::npos
-                                  ? "[" + config_.pprof_host + "]:" +
-                                        std::to_string(config_.pprof_port)
-                                  : config_.pprof_host + ":" + std::to_string(config_.pprof_port);
+  const std::string address =
+      config_.pprof_host.find(':') != std::string::npos
+          ? "[" + config_.pprof_host + "]:" + std::to_string(config_.pprof_port)
+          : config_.pprof_host + ":" + std::to_string(config_.pprof_port);
   http::Handlers handlers;
   handlers["/metrics"] = [this] {
     return http::HttpResponse{200, http::kMetricsContentType, RenderPrometheus(Samples())};
@@ -132,13 +142,14 @@ void Sensor::RefreshStatus() {
 void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   if (stopped_) return;
   stopped_ = true;
-  http_.reset();  // first: no scrape may race with what follows
+  http_.reset();    // first: no scrape may race with what follows
   netflow_.Stop();  // emits the last partial interval, so before the transport flush
   process_.Stop();
   if (transport_ && !transport_->Stop(deadline)) {
-    spdlog::warn("stopped with {} events not acknowledged by the aggregator (counted as "
-                 "dropped, reason unacked_at_stop)",
-                 transport_->Stats().dropped_unacked_at_stop);
+    spdlog::warn(
+        "stopped with {} events not acknowledged by the aggregator (counted as "
+        "dropped, reason unacked_at_stop)",
+        transport_->Stats().dropped_unacked_at_stop);
   }
 }
 
@@ -167,73 +178,189 @@ std::vector<Sample> Sensor::Samples() const {
   std::vector<Sample> s;
   for (const auto& probe : Probes()) {
     if (probe.state() != "attached") continue;
-    s.push_back({"nodescope_probe_info", "attach strategy each probe runs with (always 1)", false,
-                 {{"probe", probe.probe()}, {"strategy", probe.strategy()}}, 1});
+    s.push_back({"nodescope_probe_info",
+                 "attach strategy each probe runs with (always 1)",
+                 false,
+                 {{"probe", probe.probe()}, {"strategy", probe.strategy()}},
+                 1});
   }
   const auto pc = process_.counters();
   const char* events_help = "events observed by the sensor's probes";
-  s.push_back({"nodescope_sensor_events_total", events_help, true,
-               {{"source", "process"}, {"event", "exec"}}, double(pc.exec)});
-  s.push_back({"nodescope_sensor_events_total", events_help, true,
-               {{"source", "process"}, {"event", "fork"}}, double(pc.fork)});
-  s.push_back({"nodescope_sensor_events_total", events_help, true,
-               {{"source", "process"}, {"event", "exit"}}, double(pc.exit)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "process"}, {"event", "exec"}},
+               double(pc.exec)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "process"}, {"event", "fork"}},
+               double(pc.fork)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "process"}, {"event", "exit"}},
+               double(pc.exit)});
   const char* dropped_help = "events lost before reaching the aggregator, by reason";
   if (transport_) {
     const TransportStats t = transport_->Stats();
     for (const auto& [reason, n] : t.Dropped()) {
-      s.push_back({"nodescope_sensor_dropped_total", dropped_help, true, {{"reason", reason}},
-                   double(n)});
+      s.push_back(
+          {"nodescope_sensor_dropped_total", dropped_help, true, {{"reason", reason}}, double(n)});
     }
-    s.push_back({"nodescope_sensor_batches_sent_total", "batches sent the first time", true, {},
+    s.push_back({"nodescope_sensor_batches_sent_total",
+                 "batches sent the first time",
+                 true,
+                 {},
                  double(t.batches_sent)});
-    s.push_back({"nodescope_sensor_batches_acked_total", "batches the aggregator acknowledged",
-                 true, {}, double(t.batches_acked)});
+    s.push_back({"nodescope_sensor_batches_acked_total",
+                 "batches the aggregator acknowledged",
+                 true,
+                 {},
+                 double(t.batches_acked)});
     s.push_back({"nodescope_sensor_batches_resent_total",
-                 "batches sent again after a reconnect", true, {}, double(t.resent)});
+                 "batches sent again after a reconnect",
+                 true,
+                 {},
+                 double(t.resent)});
     s.push_back({"nodescope_sensor_buffered_events",
-                 "events held until the aggregator acknowledges them", false, {},
+                 "events held until the aggregator acknowledges them",
+                 false,
+                 {},
                  double(t.buffered_events)});
-    s.push_back({"nodescope_sensor_connected", "1 while the stream to the aggregator is up",
-                 false, {}, t.connected ? 1.0 : 0.0});
-    s.push_back({"nodescope_sensor_reconnects_total", "streams opened after one broke", true, {},
+    s.push_back({"nodescope_sensor_connected",
+                 "1 while the stream to the aggregator is up",
+                 false,
+                 {},
+                 t.connected ? 1.0 : 0.0});
+    s.push_back({"nodescope_sensor_reconnects_total",
+                 "streams opened after one broke",
+                 true,
+                 {},
                  double(t.reconnects)});
   }
-  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
-               {{"reason", "ringbuf_full"}, {"probe", "process"}}, double(pc.ringbuf_drops)});
-  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
-               {{"reason", "fork_unresolved"}, {"probe", "process"}}, double(pc.fork_unresolved)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "ringbuf_full"}, {"probe", "process"}},
+               double(pc.ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "fork_unresolved"}, {"probe", "process"}},
+               double(pc.fork_unresolved)});
   s.push_back({"nodescope_sensor_malformed_events_total",
-               "kernel records of an unexpected size (kernel/user ABI skew)", true,
-               {{"probe", "process"}}, double(pc.malformed)});
+               "kernel records of an unexpected size (kernel/user ABI skew)",
+               true,
+               {{"probe", "process"}},
+               double(pc.malformed)});
   AppendNetflowSamples(s);
-  s.push_back({"nodescope_sensor_process_cache_entries", "processes the pid cache knows", false,
-               {}, double(cache_.size())});
+  s.push_back({"nodescope_sensor_process_cache_entries",
+               "processes the pid cache knows",
+               false,
+               {},
+               double(cache_.size())});
   return s;
 }
 
 void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
   if (!Enabled("ebpf-net")) return;
   const auto nc = netflow_.counters();
-  s.push_back({"nodescope_sensor_events_total", "events observed by the sensor's probes", true,
-               {{"source", "netflow"}, {"event", "record"}}, double(nc.records)});
-  s.push_back({"nodescope_sensor_events_total", "events observed by the sensor's probes", true,
-               {{"source", "netflow"}, {"event", "tcp_close"}}, double(nc.closes)});
+  s.push_back({"nodescope_sensor_events_total",
+               "events observed by the sensor's probes",
+               true,
+               {{"source", "netflow"}, {"event", "record"}},
+               double(nc.records)});
+  s.push_back({"nodescope_sensor_events_total",
+               "events observed by the sensor's probes",
+               true,
+               {{"source", "netflow"}, {"event", "tcp_close"}},
+               double(nc.closes)});
   const char* dropped_help = "events lost before reaching the aggregator, by reason";
-  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
-               {{"reason", "ringbuf_full"}, {"probe", "netflow"}}, double(nc.ringbuf_drops)});
-  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
-               {{"reason", "map_full"}, {"probe", "netflow"}}, double(nc.map_full)});
-  s.push_back({"nodescope_sensor_dropped_total", dropped_help, true,
-               {{"reason", "evicted"}, {"probe", "netflow"}}, double(nc.vanished)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "ringbuf_full"}, {"probe", "netflow"}},
+               double(nc.ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "map_full"}, {"probe", "netflow"}},
+               double(nc.map_full)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "evicted"}, {"probe", "netflow"}},
+               double(nc.vanished)});
   s.push_back({"nodescope_sensor_malformed_events_total",
-               "kernel records of an unexpected size (kernel/user ABI skew)", true,
-               {{"probe", "netflow"}}, double(nc.malformed)});
+               "kernel records of an unexpected size (kernel/user ABI skew)",
+               true,
+               {{"probe", "netflow"}},
+               double(nc.malformed)});
   s.push_back({"nodescope_sensor_netflow_filtered_sockets_total",
-               "sockets the ports/ips/hostnames filters excluded", true, {}, double(nc.filtered)});
+               "sockets the ports/ips/hostnames filters excluded",
+               true,
+               {},
+               double(nc.filtered)});
   s.push_back({"nodescope_sensor_netflow_tracked_sockets",
-               "sockets the netflow probe tracks (bounded by the BPF map, 65536)", false, {},
+               "sockets the netflow probe tracks (bounded by the BPF map, 65536)",
+               false,
+               {},
                double(nc.tracked)});
+
+  const char* events_help = "events observed by the sensor's probes";
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "httpflow"}, {"event", "record"}},
+               double(nc.http_records)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "httpflow"}, {"event", "exchange"}},
+               double(nc.http.exchanges)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "dnsflow"}, {"event", "record"}},
+               double(nc.dns_records)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "dnsflow"}, {"event", "message"}},
+               double(nc.dns.messages)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "l7"}, {"event", "payload"}},
+               double(nc.l7_events)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "ringbuf_full"}, {"probe", "l7"}},
+               double(nc.l7_ringbuf_drops)});
+  s.push_back({"nodescope_sensor_malformed_events_total",
+               "kernel records of an unexpected size (kernel/user ABI skew)",
+               true,
+               {{"probe", "l7"}},
+               double(nc.l7_malformed)});
+  const char* l7_help =
+      "L7 payload not turned into records, by reason: not_http (a connection that began like "
+      "HTTP but is not, or lost framing past the capture window), http_unanswered (requests "
+      "without a response when their connection ended), http_evicted (connections dropped to "
+      "stay within 16384), dns_malformed (DNS-port payload that does not parse), "
+      "dns_unmatched (answers without a query seen), dns_uncaptured (datagrams whose bytes "
+      "could not be copied)";
+  auto l7 = [&](const char* reason, uint64_t n) {
+    s.push_back(
+        {"nodescope_sensor_l7_unparsed_total", l7_help, true, {{"reason", reason}}, double(n)});
+  };
+  l7("not_http", nc.http.failed);
+  l7("http_unanswered", nc.http.unanswered);
+  l7("http_evicted", nc.http.evicted);
+  l7("dns_malformed", nc.dns.malformed);
+  l7("dns_unmatched", nc.dns.unmatched_answers);
+  l7("dns_uncaptured", nc.dns.uncaptured);
 }
 
 v1::SensorStatus Sensor::status() const {

@@ -11,9 +11,10 @@
 #define NS_L7_CAPTURE_MAX 4096
 /* Events between two polls (100 ms); the reader is woken early once a quarter is used. */
 #define NS_L7_RINGBUF_BYTES (16 << 20)
-/* iovec entries of one readv/writev/sendmsg/recvmsg looked at: nginx writes headers and body
- * as two. */
-#define NS_L7_MAX_IOV 4
+/* iovec entries of one readv/writev/sendmsg/recvmsg looked at: nginx writes a chunked
+ * response as headers, then size line, data and CRLF per chunk, then the last chunk, in one
+ * writev; 16 entries hold a head and four chunks. */
+#define NS_L7_MAX_IOV 16
 
 /* What a connection carries, kept in the NS_CONN_L7_* bits of struct ns_conn.flags: decided on
  * its first payload, so a connection that is neither costs one map lookup per call after it. */
@@ -26,6 +27,10 @@ enum ns_l7_protocol {
 #define NS_CONN_L7_SHIFT 3
 #define NS_CONN_L7_MASK (3 << NS_CONN_L7_SHIFT)
 
+/* Bits of the probe's read-only `l7_capture`: which protocols to copy payload of. */
+#define NS_L7_HTTP_ON 1
+#define NS_L7_DNS_ON 2
+
 enum ns_l7_direction {
 	NS_L7_SEND = 0, /* the local process wrote the bytes */
 	NS_L7_RECV = 1, /* the local process read them */
@@ -37,6 +42,8 @@ enum ns_l7_event_flag {
 	NS_L7_NOT_COPIED = 1 << 0,
 	/* The user buffer could not be read (paged out, or freed by another thread). */
 	NS_L7_READ_FAILED = 1 << 1,
+	/* Not a call: the TCP connection closed (len and captured are 0). */
+	NS_L7_CLOSED = 1 << 2,
 };
 
 /* One send or receive on a connection of interest; a ring buffer record of

@@ -17,9 +17,7 @@
 
 #include "bpf/abi/l7.h"
 
-#define NS_L7_HTTP_ON 1
-#define NS_L7_DNS_ON 2
-const volatile __u32 l7_capture = 0; /* NS_L7_*_ON bits; 0 copies nothing */
+const volatile __u32 l7_capture = 0; /* NS_L7_*_ON bits (abi/l7.h); 0 copies nothing */
 const volatile __u32 l7_capture_bytes = NS_L7_CAPTURE_MAX;
 
 /* The event is built here, not on the 512-byte stack; twice the window so that an iovec's
@@ -52,6 +50,47 @@ struct {
 #define NS_NR_RECVFROM 45
 #define NS_NR_SENDMSG 46
 #define NS_NR_RECVMSG 47
+#define NS_NR_RECVMMSG 299
+#define NS_NR_SENDMMSG 307
+
+/* sendmmsg/recvmmsg pass every message through sock_sendmsg/sock_recvmsg in vector order, but
+ * nothing in the tracepoint says which one: the index is counted per thread. A thread is in one
+ * system call at a time; a count is taken for the same call when the vector, the call and a
+ * sub-millisecond gap agree, and restarts at 0 otherwise (glibc's resolver sends A and AAAA with
+ * one sendmmsg, dig and libuv use it for single datagrams). */
+struct ns_mmsg_state {
+	__u64 vec;
+	__u64 ts_ns;
+	__u32 next;
+	__u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct ns_mmsg_state);
+} l7_mmsg SEC(".maps");
+
+static __always_inline __u32 ns_mmsg_index(long nr, __u64 vec, __u64 vlen)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
+	struct ns_mmsg_state *st, fresh = {.vec = vec, .ts_ns = now, .next = 1, .nr = nr};
+	__u32 i;
+
+	if (vlen <= 1)
+		return 0;
+	st = bpf_map_lookup_elem(&l7_mmsg, &id);
+	if (!st || st->vec != vec || st->nr != nr || st->next >= vlen ||
+	    now - st->ts_ns > 1000000) {
+		bpf_map_update_elem(&l7_mmsg, &id, &fresh, BPF_ANY);
+		return 0;
+	}
+	i = st->next;
+	st->next = i + 1;
+	st->ts_ns = now;
+	return i;
+}
 
 /* A request line's method (RFC 9110 9.1) or a status line, by its first four bytes; user space
  * parses the rest. */
@@ -108,6 +147,7 @@ static __always_inline __u32 ns_copy_call(__u8 *dst, __u32 want, __u8 *flags, bo
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	const struct iovec *iov;
 	long nr;
 	__u64 buf, count;
 
@@ -122,6 +162,7 @@ static __always_inline __u32 ns_copy_call(__u8 *dst, __u32 want, __u8 *flags, bo
 	if (want > NS_L7_CAPTURE_MAX)
 		want = NS_L7_CAPTURE_MAX;
 
+	/* One copy loop for every call kind (the verifier walks each inlined copy of it). */
 	switch (nr) {
 	case NS_NR_READ:
 	case NS_NR_WRITE:
@@ -134,21 +175,78 @@ static __always_inline __u32 ns_copy_call(__u8 *dst, __u32 want, __u8 *flags, bo
 		return want;
 	case NS_NR_READV:
 	case NS_NR_WRITEV:
-		return ns_copy_iov(dst, (const struct iovec *)buf, count, want, flags);
+		iov = (const struct iovec *)buf;
+		break;
 	case NS_NR_SENDMSG:
-	case NS_NR_RECVMSG: {
+	case NS_NR_RECVMSG:
+	case NS_NR_SENDMMSG:
+	case NS_NR_RECVMMSG: {
 		struct user_msghdr msg;
+		__u64 at = buf;
 
-		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)buf)) {
+		if (nr == NS_NR_SENDMMSG || nr == NS_NR_RECVMMSG)
+			at += (__u64)ns_mmsg_index(nr, buf, count) * sizeof(struct mmsghdr);
+		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)at)) {
 			*flags |= NS_L7_READ_FAILED;
 			return 0;
 		}
-		return ns_copy_iov(dst, msg.msg_iov, msg.msg_iovlen, want, flags);
+		iov = msg.msg_iov;
+		count = msg.msg_iovlen;
+		break;
 	}
 	default:
 		*flags |= NS_L7_NOT_COPIED;
 		return 0;
 	}
+	return ns_copy_iov(dst, iov, count, want, flags);
+}
+
+/* The header of a payload event of connection `c`, from the calling task. */
+static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_conn *c,
+					 const struct ns_conn_key *key, __u32 len, __u32 got,
+					 __u8 l7, __u8 direction, __u8 flags)
+{
+	e->sk = key->sk;
+	e->peer = key->peer;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	__builtin_memcpy(e->saddr, c->saddr, 16);
+	__builtin_memcpy(e->daddr, c->daddr, 16);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->netns = c->netns;
+	e->len = len;
+	e->captured = got;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	e->family = c->family;
+	e->protocol = c->protocol;
+	e->l7 = l7;
+	e->direction = direction;
+	e->conn_direction = c->direction;
+	e->flags = flags;
+	__builtin_memcpy(e->comm, c->comm, NS_TASK_COMM_LEN);
+}
+
+static __always_inline __u64 ns_l7_wakeup(void)
+{
+	return bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) > NS_L7_RINGBUF_BYTES / 4
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+/* A TCP connection whose payload was captured closed: said in the same ring as its payload, so
+ * user space sees the close after the connection's last bytes and before the first bytes of a
+ * new socket at the same address. */
+static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn_key *key)
+{
+	__u8 l7 = (c->flags & NS_CONN_L7_MASK) >> NS_CONN_L7_SHIFT;
+	struct ns_l7_event e;
+
+	if (l7 != NS_L7_HTTP && l7 != NS_L7_DNS)
+		return;
+	ns_l7_header(&e, c, key, 0, 0, l7, NS_L7_RECV, NS_L7_CLOSED);
+	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e), ns_l7_wakeup()))
+		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 
 static __always_inline void ns_set_l7(struct ns_conn *c, __u8 l7)
@@ -191,30 +289,9 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 		ns_set_l7(c, l7);
 	}
 
-	s->e.sk = key->sk;
-	s->e.peer = key->peer;
-	s->e.ts_ns = bpf_ktime_get_ns();
-	s->e.cgroup_id = bpf_get_current_cgroup_id();
-	__builtin_memcpy(s->e.saddr, c->saddr, 16);
-	__builtin_memcpy(s->e.daddr, c->daddr, 16);
-	s->e.pid = bpf_get_current_pid_tgid() >> 32;
-	s->e.netns = c->netns;
-	s->e.len = len;
-	s->e.captured = got;
-	s->e.sport = c->sport;
-	s->e.dport = c->dport;
-	s->e.family = c->family;
-	s->e.protocol = c->protocol;
-	s->e.l7 = l7;
-	s->e.direction = send ? NS_L7_SEND : NS_L7_RECV;
-	s->e.conn_direction = c->direction;
-	s->e.flags = flags;
-	__builtin_memcpy(s->e.comm, c->comm, NS_TASK_COMM_LEN);
+	ns_l7_header(&s->e, c, key, len, got, l7, send ? NS_L7_SEND : NS_L7_RECV, flags);
 	/* got <= the window; the mask (a no-op) proves the record inside the scratch value. */
 	if (bpf_ringbuf_output(&l7_events, &s->e,
-			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)),
-			       bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) > NS_L7_RINGBUF_BYTES / 4
-				       ? BPF_RB_FORCE_WAKEUP
-				       : BPF_RB_NO_WAKEUP))
+			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)), ns_l7_wakeup()))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }

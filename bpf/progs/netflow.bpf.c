@@ -186,6 +186,12 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 
 	if (newstate == TCP_ESTABLISHED) {
 		c = bpf_map_lookup_elem(&conns, &key);
+		/* A UDP socket's entry outlives it (UDP has no close to see): a TCP socket at its
+		 * address starts over. */
+		if (c && c->protocol != IPPROTO_TCP) {
+			bpf_map_delete_elem(&conns, &key);
+			c = NULL;
+		}
 		if (!c) {
 			/* Passive open (SYN_RECV -> ESTABLISHED, in softirq: no task to name yet), or
 			 * an active one whose connect() predates the probe. */
@@ -220,6 +226,8 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		if (!c)
 			return 0;
 		read_tcp_stats(c, sk, btf);
+		if (l7_capture)
+			ns_l7_closed(c, &key);
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			fill_close(e, key.sk, c);
@@ -243,6 +251,25 @@ static __always_inline bool tcp_has_data_state(struct sock *sk, bool btf)
 
 	return state == TCP_ESTABLISHED || state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 ||
 	       state == TCP_CLOSE_WAIT || state == TCP_CLOSING || state == TCP_LAST_ACK;
+}
+
+/* An entry left by a closed socket whose memory a new socket now has. TCP entries go at CLOSE,
+ * but UDP sockets have no close to see, so a UDP entry stays until user space finds it idle: a
+ * new socket at that address shows as a different protocol or local port, or for a connected
+ * UDP socket a different remote port. */
+static __always_inline bool stale(const struct ns_conn *c, struct sock *sk, __u16 protocol,
+				  bool btf)
+{
+	__u16 dport;
+
+	if (c->protocol != protocol)
+		return true;
+	if (protocol != IPPROTO_UDP)
+		return false;
+	if (c->sport != NS_SK_READ(btf, sk, __sk_common.skc_num))
+		return true;
+	dport = bpf_ntohs(NS_SK_READ(btf, sk, __sk_common.skc_dport));
+	return dport != 0 && c->dport != 0 && dport != c->dport;
 }
 
 /* A peer's id in struct ns_conn_key: exact for IPv4, a 63-bit mix for IPv6 (top bit clear, so
@@ -286,6 +313,10 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 	}
 
 	c = bpf_map_lookup_elem(&conns, &key);
+	if (c && stale(c, sk, protocol, btf)) {
+		bpf_map_delete_elem(&conns, &key);
+		c = NULL;
+	}
 	if (!c) {
 		struct ns_conn fresh = {};
 

@@ -45,7 +45,7 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
     Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
         probe_, netflow::kSkeleton, GetParam(), [](std::span<const std::byte>) {},
         [](netflow_bpf* s) {
-          s->rodata->l7_capture = 3;  // HTTP and DNS
+          s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
           s->rodata->l7_capture_bytes = kCaptureBytes;
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
@@ -315,6 +315,48 @@ TEST_P(L7Capture, DnsPortUdpWithSendtoAndRecvfrom) {
   EXPECT_EQ(c[0].e.dport, 53);
   EXPECT_EQ(std::vector<uint8_t>(c[0].e.daddr, c[0].e.daddr + 16), Stored(where));
   EXPECT_EQ(s[0].e.dport, client_port);
+}
+
+TEST_P(L7Capture, SendmmsgAndRecvmmsgMessagesInOrder) {
+  // As glibc's resolver: a connected UDP socket sends the A and AAAA queries with one sendmmsg;
+  // the server takes both with one recvmmsg.
+  const Loopback where{AF_INET, "127.0.0.53"};
+  Fd server_fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage ss;
+  socklen_t len = Address(where, 53, &ss);
+  ASSERT_EQ(bind(server_fd.fd, reinterpret_cast<sockaddr*>(&ss), len), 0) << std::strerror(errno);
+  Fd client_fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(connect(client_fd.fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  const uint16_t client_port = LocalPort(client_fd.fd);
+  std::string a("\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01x\x00\x00\x01\x00\x01", 19);
+  std::string aaaa = a;
+  aaaa[1] = '\x02';
+  aaaa[16] = '\x1c';
+  iovec out[2] = {{a.data(), a.size()}, {aaaa.data(), aaaa.size()}};
+  mmsghdr msgs[2] = {};
+  msgs[0].msg_hdr.msg_iov = &out[0];
+  msgs[0].msg_hdr.msg_iovlen = 1;
+  msgs[1].msg_hdr.msg_iov = &out[1];
+  msgs[1].msg_hdr.msg_iovlen = 1;
+  ASSERT_EQ(sendmmsg(client_fd.fd, msgs, 2, 0), 2);
+  char b1[64], b2[64];
+  iovec in[2] = {{b1, sizeof(b1)}, {b2, sizeof(b2)}};
+  mmsghdr got[2] = {};
+  got[0].msg_hdr.msg_iov = &in[0];
+  got[0].msg_hdr.msg_iovlen = 1;
+  got[1].msg_hdr.msg_iov = &in[1];
+  got[1].msg_hdr.msg_iovlen = 1;
+  ASSERT_EQ(recvmmsg(server_fd.fd, got, 2, MSG_WAITFORONE, nullptr), 2);
+
+  std::vector<Payload> c = Events(client_port, 2);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].data, a);
+  EXPECT_EQ(c[1].data, aaaa);
+  std::vector<Payload> s = Events(53, 2);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].data, a);
+  EXPECT_EQ(s[1].data, aaaa);
+  EXPECT_EQ(s[1].e.direction, NS_L7_RECV);
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, L7Capture,

@@ -6,12 +6,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -20,6 +20,7 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/netns.h"
 #include "tests/integration/nginx.h"
+#include "tests/integration/node_stack.h"
 #include "tests/integration/packet_drop.h"
 #include "tests/integration/tcplife.h"
 
@@ -40,47 +41,15 @@ struct Totals {
 
 class Netflow : public ::testing::Test {
  protected:
-  void SetUp() override {
-    grpc_port_ = FreePort();
-    http_port_ = FreePort();
-    dir_.Write("aggregator.yaml",
-               "listen: 127.0.0.1:" + std::to_string(grpc_port_) + "\n" +
-                   "http_listen: 127.0.0.1:" + std::to_string(http_port_) + "\n" +
-                   "sinks: [\"jsonl:" + dir_.File("records.jsonl") + "\"]\n");
-    bool ready = false;
-    aggregator_ = StartAggregator(dir_.File("aggregator.yaml"), dir_.File("aggregator.log"),
-                                  http_port_, &ready);
-    ASSERT_TRUE(ready) << aggregator_->Log();
-  }
-
-  void TearDown() override {
-    if (sensor_) EXPECT_EQ(sensor_->Stop(SIGTERM, 20s), 0) << sensor_->Log();
-    if (aggregator_) aggregator_->Stop(SIGTERM, 20s);
-  }
+  void SetUp() override { ASSERT_TRUE(stack_.StartAggregator().ok()); }
+  void TearDown() override { stack_.Stop(); }
 
   void StartSensor(const std::string& extra = "") {
-    dir_.Write("sensor.yaml", "trace_server: 127.0.0.1:" + std::to_string(grpc_port_) + "\n" +
-                                  "pprof_port: " + std::to_string(FreePort()) + "\n" +
-                                  "hostname: " + kHost + "\n" +
-                                  "enabled_plugins: [ebpf-net]\ninterval: 1s\n" + extra);
-    sensor_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{BinDir() + "/nodescope-sensor", "--config",
-                                 dir_.File("sensor.yaml")},
-        dir_.File("sensor.log"));
-    ASSERT_TRUE(WaitFor([&] { return sensor_->Log().find("probe netflow: attached") !=
-                                     std::string::npos; },
-                        60s))
-        << sensor_->Log();
+    Status started = stack_.StartSensor(kHost, "interval: 1s\n" + extra);
+    ASSERT_TRUE(started.ok()) << started.message();
   }
 
-  std::vector<json> Records() {
-    std::vector<json> out;
-    for (const std::string& line : CompleteLines(dir_.File("records.jsonl"))) {
-      json r = json::parse(line, nullptr, false);
-      if (!r.is_discarded() && r.value("source", "") == "netflow") out.push_back(std::move(r));
-    }
-    return out;
-  }
+  std::vector<json> Records() { return stack_.Records("netflow"); }
 
   // Sums the records whose tags include every `match` pair.
   Totals Sum(const std::map<std::string, std::string>& match) {
@@ -114,7 +83,7 @@ class Netflow : public ::testing::Test {
       std::string all;
       for (const json& r : Records()) all += r.dump() + "\n";
       ADD_FAILURE() << "closed so far: " << Sum(match).closed << " of " << closed << "\n"
-                    << sensor_->Log() << "\nnetflow records:\n"
+                    << stack_.sensor->Log() << "\nnetflow records:\n"
                     << all;
     }
     std::this_thread::sleep_for(1500ms);
@@ -123,10 +92,7 @@ class Netflow : public ::testing::Test {
 
   void LoopbackFilesAreExact(const std::string& sensor_extra);
 
-  TempDir dir_;
-  int grpc_port_ = 0, http_port_ = 0;
-  std::unique_ptr<Subprocess> aggregator_;
-  std::unique_ptr<Subprocess> sensor_;
+  NodeStack stack_;
 };
 
 struct AccessTotals {
@@ -147,9 +113,9 @@ AccessTotals SumAccess(const std::vector<AccessLogEntry>& log) {
 // Servers start before the sensor in these tests: their readiness checks (a connect from this
 // process) would otherwise be connections of their own in the records.
 void Netflow::LoopbackFilesAreExact(const std::string& sensor_extra) {
-  Result<std::unique_ptr<Nginx>> nginx = Nginx::Start(
-      {.files = {{"/1k.bin", 1024}, {"/1m.bin", 1 << 20}, {"/10m.bin", 10 << 20}},
-       .keepalive_timeout_s = 0});
+  Result<std::unique_ptr<Nginx>> nginx =
+      Nginx::Start({.files = {{"/1k.bin", 1024}, {"/1m.bin", 1 << 20}, {"/10m.bin", 10 << 20}},
+                    .keepalive_timeout_s = 0});
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
   StartSensor(sensor_extra);
   Result<std::unique_ptr<TcpLife>> tcplife = TcpLife::Start({});
@@ -200,7 +166,7 @@ void Netflow::LoopbackFilesAreExact(const std::string& sensor_extra) {
   const std::string labels = std::string("{direction=\"incoming\",family=\"IPv4\",host=\"") +
                              kHost + "\",process_name=\"nginx\",server_port=\"" + port +
                              "\",transport=\"tcp\"}";
-  const std::string metrics = HttpGet(http_port_, "/metrics");
+  const std::string metrics = HttpGet(stack_.http_port, "/metrics");
   EXPECT_EQ(MetricValue(metrics, "nodescope_netflow_bytes_written_total" + labels),
             double(server.bytes_written))
       << metrics;
@@ -214,7 +180,7 @@ TEST_F(Netflow, LoopbackFilesAreExactOnBothSidesAndAgreeWithTcplife) { LoopbackF
 // The fallback strategy, forced: classic tracepoints read through CO-RE.
 TEST_F(Netflow, LoopbackFilesAreExactWithTheTracepointStrategy) {
   LoopbackFilesAreExact("probe_strategies: {netflow: tracepoint}\n");
-  EXPECT_NE(sensor_->Log().find("probe netflow: attached with strategy tracepoint"),
+  EXPECT_NE(stack_.sensor->Log().find("probe netflow: attached with strategy tracepoint"),
             std::string::npos);
 }
 
@@ -224,8 +190,8 @@ TEST_F(Netflow, ThousandShortConnectionsFoldIntoFewRecords) {
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
   StartSensor();
   // One curl, 1,000 URLs, one connection each (Connection: close), one after the other.
-  Result<CurlResult> r = Curl(nullptr, (*nginx)->Url("/1k.bin") + "?n=[1-1000]",
-                              {"-H", "Connection: close"}, 120s);
+  Result<CurlResult> r =
+      Curl(nullptr, (*nginx)->Url("/1k.bin") + "?n=[1-1000]", {"-H", "Connection: close"}, 120s);
   ASSERT_TRUE(r.ok()) << r.status().message();
   AccessTotals access = SumAccess((*nginx)->WaitForAccessLog(1000, 30s));
   const std::string port = std::to_string((*nginx)->port());
@@ -252,9 +218,10 @@ TEST_F(Netflow, NamespacesOverIpv4AndIpv6) {
   ASSERT_TRUE(pair.ok()) << pair.status().message();
   const Endpoint& a = (*pair)->a();
   const Endpoint& b = (*pair)->b();
-  Result<std::unique_ptr<Nginx>> nginx =
-      Nginx::Start({.ns = a.ns, .listen = {a.ipv4, a.ipv6}, .files = {{"/1m.bin", 1 << 20}},
-                    .keepalive_timeout_s = 0});
+  Result<std::unique_ptr<Nginx>> nginx = Nginx::Start({.ns = a.ns,
+                                                       .listen = {a.ipv4, a.ipv6},
+                                                       .files = {{"/1m.bin", 1 << 20}},
+                                                       .keepalive_timeout_s = 0});
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
   StartSensor();
   for (const std::string& addr : {a.ipv4, a.ipv6}) {
@@ -348,7 +315,8 @@ TEST_F(Netflow, UdpBytesAreExactBothWays) {
 // on different addresses: one record per client, exact both ways.
 TEST_F(Netflow, UnconnectedUdpServerIsSplitPerPeer) {
   StartSensor();
-  ASSERT_EQ(sensor_->Log().find("not split per peer"), std::string::npos) << sensor_->Log();
+  ASSERT_EQ(stack_.sensor->Log().find("not split per peer"), std::string::npos)
+      << stack_.sensor->Log();
   int server = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -370,9 +338,9 @@ TEST_F(Netflow, UnconnectedUdpServerIsSplitPerPeer) {
                 size);
       sockaddr_in from{};
       socklen_t from_len = sizeof(from);
-      ASSERT_EQ(recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from),
-                         &from_len),
-                size);
+      ASSERT_EQ(
+          recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len),
+          size);
       ASSERT_EQ(sendto(server, buf, 2 * size, 0, reinterpret_cast<sockaddr*>(&from), from_len),
                 2 * size);
       ASSERT_EQ(recv(client, buf, sizeof(buf), 0), 2 * size);
@@ -410,14 +378,18 @@ TEST_F(Netflow, RetransmissionsFromInducedLossAreCounted) {
   ASSERT_TRUE(pair.ok()) << pair.status().message();
   const Endpoint& a = (*pair)->a();
   const Endpoint& b = (*pair)->b();
-  Result<std::unique_ptr<Nginx>> nginx = Nginx::Start(
-      {.ns = a.ns, .listen = {a.ipv4}, .files = {{"/10m.bin", 10 << 20}}, .keepalive_timeout_s = 0});
+  Result<std::unique_ptr<Nginx>> nginx = Nginx::Start({.ns = a.ns,
+                                                       .listen = {a.ipv4},
+                                                       .files = {{"/10m.bin", 10 << 20}},
+                                                       .keepalive_timeout_s = 0});
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
   StartSensor();
   // The client's side loses every 5th packet from the server: nginx must retransmit.
-  Result<std::unique_ptr<PacketDrop>> drop = PacketDrop::Create(
-      {.ns = b.ns, .port = (*nginx)->port(), .hook = PacketDropOptions::Hook::kInput,
-       .every_nth = 5});
+  Result<std::unique_ptr<PacketDrop>> drop =
+      PacketDrop::Create({.ns = b.ns,
+                          .port = (*nginx)->port(),
+                          .hook = PacketDropOptions::Hook::kInput,
+                          .every_nth = 5});
   ASSERT_TRUE(drop.ok()) << drop.status().message();
   Result<CurlResult> r = Curl(b.ns, (*nginx)->Url("/10m.bin"), {}, 120s);
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -435,9 +407,10 @@ TEST_F(Netflow, RetransmissionsFromInducedLossAreCounted) {
 TEST_F(Netflow, RttFollowsADelayLine) {
   Result<std::unique_ptr<DelayLine>> line = DelayLine::Create(10ms);
   ASSERT_TRUE(line.ok()) << line.status().message();
-  Result<std::unique_ptr<Nginx>> nginx =
-      Nginx::Start({.ns = (*line)->a().ns, .listen = {(*line)->a().ipv4},
-                    .files = {{"/1m.bin", 1 << 20}}, .keepalive_timeout_s = 0});
+  Result<std::unique_ptr<Nginx>> nginx = Nginx::Start({.ns = (*line)->a().ns,
+                                                       .listen = {(*line)->a().ipv4},
+                                                       .files = {{"/1m.bin", 1 << 20}},
+                                                       .keepalive_timeout_s = 0});
   ASSERT_TRUE(nginx.ok()) << nginx.status().message();
   StartSensor();
   for (int i = 0; i < 3; ++i) {

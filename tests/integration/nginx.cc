@@ -50,12 +50,18 @@ std::string Config(const NginxOptions& o, const std::string& prefix) {
   for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
     c << "  " << t << "_temp_path " << prefix << "/tmp/" << t << ";\n";
   c << "  default_type application/octet-stream;\n"
+    << "  types { text/plain txt; }\n"
     << "  sendfile " << (o.sendfile ? "on" : "off") << ";\n"
     << "  keepalive_timeout " << o.keepalive_timeout_s << ";\n"
     << "  keepalive_requests " << o.keepalive_requests << ";\n"
     << "  server {\n";
   for (const auto& addr : o.listen) c << "    listen " << HostPort(addr, o.port) << ";\n";
   c << "    root " << prefix << "/html;\n";
+  if (o.gzip) c << "    gzip on;\n    gzip_types text/plain;\n    gzip_min_length 1;\n";
+  for (const auto& [path, upstream] : o.proxies) {
+    c << "    location " << path << " { proxy_pass " << upstream
+      << "; proxy_http_version 1.1; }\n";
+  }
   for (const auto& [path, code] : o.returns) {
     c << "    location = " << path << " { return " << code
       << (code == 301 || code == 302 ? " /" : "") << "; }\n";

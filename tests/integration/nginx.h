@@ -33,6 +33,11 @@ struct NginxOptions {
   int keepalive_timeout_s = 65;  // 0 closes every connection after one response
   int keepalive_requests = 1000;
   bool sendfile = true;  // off: nginx copies through write(), as for generated content
+  // URL path prefix -> upstream "http://host:port" nginx proxies it to (HTTP/1.1, keep-alive
+  // off), e.g. a slow backend whose latency a test knows.
+  std::map<std::string, std::string> proxies;
+  // gzip text/plain responses (chunked: the length is unknown when the headers go out).
+  bool gzip = false;
 };
 
 // One access-log line. Everything nginx knows about the request, in its own terms:

@@ -9,16 +9,6 @@
 namespace nodescope::sensor::netflow {
 namespace {
 
-net::IpAddress Address(const uint8_t (&raw)[16]) {
-  // 16 bytes always parse; a v4-mapped address (every IPv4 socket here) becomes IPv4.
-  return *net::IpAddress::FromBytes(std::span<const uint8_t>(raw, 16));
-}
-
-std::string Comm(const ns_conn& conn) {
-  size_t n = strnlen(reinterpret_cast<const char*>(conn.comm), sizeof(conn.comm));
-  return std::string(reinterpret_cast<const char*>(conn.comm), n);
-}
-
 // Counters only grow; a smaller reading means the entry was replaced behind our back (an LRU
 // eviction and a new socket at the same address), and there is nothing true to report.
 uint64_t Delta(uint64_t now, uint64_t before) { return now > before ? now - before : 0; }
@@ -47,15 +37,14 @@ void FlowTable::EndWalk() {
 void FlowTable::Decide(SocketState& state, const ns_conn& conn) {
   state.direction = conn.direction;
   if (state.direction == NS_CONN_DIR_UNKNOWN) {
-    bool incoming = options_.has_listener
-                        ? options_.has_listener(conn)
-                        : conn.sport < options_.ephemeral_port &&
-                              conn.dport >= options_.ephemeral_port;
+    bool incoming = options_.has_listener ? options_.has_listener(conn)
+                                          : conn.sport < options_.ephemeral_port &&
+                                                conn.dport >= options_.ephemeral_port;
     state.direction = incoming ? NS_CONN_DIR_INCOMING : NS_CONN_DIR_OUTGOING;
   }
   uint16_t server_port = state.direction == NS_CONN_DIR_INCOMING ? conn.sport : conn.dport;
   if (options_.filter != nullptr) {
-    net::IpAddress remote = Address(conn.daddr);
+    net::IpAddress remote = StoredAddress(conn.daddr);
     std::string name = options_.remote_name ? options_.remote_name(remote) : std::string();
     state.allowed = options_.filter->Allows(server_port, remote, name);
   }
@@ -67,21 +56,15 @@ FlowTable::Key FlowTable::KeyOf(const SocketState& state, const ns_conn& conn) c
   Key key;
   key.protocol = conn.protocol;
   key.direction = state.direction;
-  key.src = Address(conn.saddr);
-  key.dst = Address(conn.daddr);
+  key.src = StoredAddress(conn.saddr);
+  key.dst = StoredAddress(conn.daddr);
   key.src_port = conn.sport;
   key.dst_port = conn.dport;
-  // The client's port says nothing about the service and changes with every connection.
-  if (state.direction == NS_CONN_DIR_OUTGOING && key.src_port >= options_.ephemeral_port) {
-    key.src_port = 0;
-  }
-  if (state.direction == NS_CONN_DIR_INCOMING && key.dst_port >= options_.ephemeral_port) {
-    key.dst_port = 0;
-  }
+  FoldEphemeral(&key, options_.ephemeral_port);
   bool pid_known = conn.flags & NS_CONN_PID_SET;
   key.pid = pid_known ? conn.pid : 0;
   key.netns = conn.netns;
-  if (pid_known) key.process_name = Comm(conn);
+  if (pid_known) key.process_name = CommText(conn.comm);
   return key;
 }
 
@@ -105,14 +88,12 @@ void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed)
   if (!state.decided && (conn.sport != 0 || closed)) Decide(state, conn);
 
   const bool tcp = conn.protocol == IPPROTO_TCP;
-  uint64_t retrans_now = conn.total_retrans >= conn.retrans_base
-                             ? conn.total_retrans - conn.retrans_base
-                             : 0;
+  uint64_t retrans_now =
+      conn.total_retrans >= conn.retrans_base ? conn.total_retrans - conn.retrans_base : 0;
   uint64_t d_read = Delta(conn.bytes_read, state.bytes_read);
   uint64_t d_written = Delta(conn.bytes_written, state.bytes_written);
   uint64_t d_retrans = tcp ? Delta(retrans_now, state.retrans) : 0;
-  bool newly_established =
-      tcp && (conn.flags & NS_CONN_ESTABLISHED) && !state.established_counted;
+  bool newly_established = tcp && (conn.flags & NS_CONN_ESTABLISHED) && !state.established_counted;
   bool was_connection = tcp && (conn.flags & (NS_CONN_ESTABLISHED | NS_CONN_PREEXISTING));
   bool count_close = closed && was_connection;
 
@@ -148,8 +129,7 @@ void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed)
 std::vector<ns_conn_key> FlowTable::IdleUdp() const {
   std::vector<ns_conn_key> idle;
   for (const auto& [sk, state] : sockets_) {
-    if (state.udp && state.idle_intervals >= options_.udp_idle_intervals &&
-        state.walk == walk_) {
+    if (state.udp && state.idle_intervals >= options_.udp_idle_intervals && state.walk == walk_) {
       idle.push_back(sk);
     }
   }
@@ -166,18 +146,7 @@ std::vector<v1::NetflowEvent> FlowTable::Flush(int64_t interval_ns) {
   out.reserve(interval_.size());
   for (const auto& [key, t] : interval_) {
     v1::NetflowEvent& e = out.emplace_back();
-    e.set_transport(key.protocol == IPPROTO_TCP ? v1::NetflowEvent::TCP : v1::NetflowEvent::UDP);
-    e.set_direction(key.direction == NS_CONN_DIR_INCOMING ? v1::NetflowEvent::INCOMING
-                                                          : v1::NetflowEvent::OUTGOING);
-    auto src = key.src.Raw();
-    auto dst = key.dst.Raw();
-    e.set_src_ip(std::string(src.begin(), src.end()));
-    e.set_dst_ip(std::string(dst.begin(), dst.end()));
-    e.set_src_port(key.src_port);
-    e.set_dst_port(key.dst_port);
-    e.set_pid(key.pid);
-    e.set_process_name(key.process_name);
-    e.set_netns(key.netns);
+    SetTuple(key, &e);
     if (options_.services != nullptr) {
       uint16_t server_port = key.direction == NS_CONN_DIR_INCOMING ? key.src_port : key.dst_port;
       e.set_dst_service_name(

@@ -17,6 +17,7 @@
 #include "common/net/ip.h"
 #include "nodescope/v1/events.pb.h"
 #include "sensor/plugins/netflow/filter.h"
+#include "sensor/plugins/netflow/flow_tuple.h"
 
 namespace nodescope::sensor::netflow {
 
@@ -81,23 +82,16 @@ class FlowTable {
     uint64_t retrans = 0;        // reported so far
     bool established_counted = false;
     bool allowed = true;
-    bool decided = false;         // filter and direction evaluated
-    uint8_t direction = 0;        // resolved ns_conn_direction
-    uint64_t walk = 0;            // last walk that saw it
-    int idle_intervals = 0;       // UDP: intervals without a change
+    bool decided = false;    // filter and direction evaluated
+    uint8_t direction = 0;   // resolved ns_conn_direction
+    uint64_t walk = 0;       // last walk that saw it
+    int idle_intervals = 0;  // UDP: intervals without a change
     bool changed_this_interval = false;
-    bool in_interval = false;     // already folded into this interval's records
+    bool in_interval = false;  // already folded into this interval's records
     bool udp = false;
   };
 
-  struct Key {
-    uint8_t protocol, direction;
-    net::IpAddress src, dst;
-    uint16_t src_port, dst_port;
-    uint32_t pid, netns;
-    std::string process_name;
-    auto operator<=>(const Key&) const = default;
-  };
+  using Key = FlowTuple;
 
   struct Totals {
     uint64_t bytes_read = 0, bytes_written = 0, retransmits = 0;

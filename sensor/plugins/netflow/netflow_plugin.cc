@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "sensor/plugins/netflow/listeners.h"
 #include "sensor/plugins/netflow/skeleton.h"
@@ -16,6 +17,13 @@ namespace {
 constexpr std::chrono::milliseconds kPollTimeout{100};
 // Plain names in `hostnames` are resolved again this often (addresses of a name change).
 constexpr std::chrono::minutes kResolveEvery{10};
+
+// bpf_ktime_get_ns()'s clock, which the payload events' timestamps use.
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 int64_t NowUnixNano() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -36,9 +44,20 @@ std::vector<std::string> NetflowPlugin::Strategies() {
 Status NetflowPlugin::Attach(std::string_view strategy) {
   Result<netflow_bpf*> skel = bpf::LoadSkeleton<netflow_bpf>(
       probe_, kSkeleton, strategy, [this](std::span<const std::byte> record) { OnRecord(record); },
-      [this](netflow_bpf* s) { s->rodata->ipv6_disabled = options_.ipv6_disabled; });
+      [this](netflow_bpf* s) {
+        s->rodata->ipv6_disabled = options_.ipv6_disabled;
+        s->rodata->l7_capture =
+            (options_.httpflow ? NS_L7_HTTP_ON : 0) | (options_.dnsflow ? NS_L7_DNS_ON : 0);
+        s->rodata->l7_capture_bytes = options_.l7_capture_bytes;
+      });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
+  if (Status added =
+          probe_.ring()->Add(bpf_map__fd((*skel)->maps.l7_events),
+                             [this](std::span<const std::byte> record) { OnL7Record(record); });
+      !added.ok()) {
+    return added;
+  }
 
   // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
   // v2 mounted) such a socket is one record with an unknown peer, and the log says why.
@@ -83,10 +102,25 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   table.has_listener = [this](const ns_conn& conn) { return HasListener(conn); };
   if (Result<HostsMap> hosts = ReadHosts(); hosts.ok()) hosts_ = std::move(hosts).value();
   table.remote_name = [this](const net::IpAddress& address) {
+    if (dns_) {
+      if (std::optional<std::string> name = dns_->DomainOf(address, MonotonicNs())) return *name;
+    }
     auto found = hosts_.find(address);
     return found == hosts_.end() || found->second.empty() ? std::string() : found->second[0];
   };
   table_ = std::make_unique<FlowTable>(std::move(table));
+  http_.reset();
+  dns_.reset();
+  if (options_.httpflow) {
+    http_ = std::make_unique<HttpTable>(HttpTable::Options{
+        .ephemeral_port = options_.ephemeral_port, .max_path_len = options_.l7_path_max});
+  }
+  if (options_.dnsflow) {
+    DnsTable::Options dns;
+    dns.ephemeral_port = options_.ephemeral_port;
+    dns.timeout_ns = static_cast<uint64_t>(options_.dns_timeout.count());
+    dns_ = std::make_unique<DnsTable>(dns);
+  }
 
   Status attached = probe_.Select(Strategies(), forced_strategy,
                                   [this](const std::string& name) { return Attach(name); });
@@ -105,6 +139,34 @@ void NetflowPlugin::OnRecord(std::span<const std::byte> record) {
   std::memcpy(&close, record.data(), sizeof(close));
   closes_.fetch_add(1, std::memory_order_relaxed);
   table_->Closed(ns_conn_key{close.sk, 0}, close.conn);  // TCP: never a peer key
+}
+
+void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
+  ns_l7_event event;
+  if (record.size() < sizeof(event)) {
+    l7_malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::memcpy(&event, record.data(), sizeof(event));
+  if (event.captured > NS_L7_CAPTURE_MAX || record.size() != sizeof(event) + event.captured) {
+    l7_malformed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  l7_events_.fetch_add(1, std::memory_order_relaxed);
+  const std::byte* data = record.data() + sizeof(event);
+  if (event.flags & NS_L7_CLOSED) {
+    if (http_) http_->OnClose(event.sk, event.ts_ns);
+    if (dns_) dns_->OnClose(event.sk);
+  } else if (event.l7 == NS_L7_HTTP && http_) {
+    http_->OnEvent(event, {reinterpret_cast<const char*>(data), event.captured});
+  } else if (event.l7 == NS_L7_DNS && dns_) {
+    dns_->OnEvent(event, {reinterpret_cast<const uint8_t*>(data), event.captured});
+  }
+}
+
+void NetflowPlugin::Emit(v1::Event event) {
+  event.set_time_unix_nano(NowUnixNano());
+  sink_->Emit(std::move(event));
 }
 
 bool NetflowPlugin::HasListener(const ns_conn& conn) {
@@ -146,14 +208,49 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
     if (bpf_map_lookup_and_delete_elem(fd, &sk, &conn) == 0) table_->Closed(sk, conn);
   }
   std::vector<v1::NetflowEvent> events = table_->Flush(interval.count());
-  const int64_t now = NowUnixNano();
+  const uint64_t mono = MonotonicNs();
+  // The name of the remote side, from DNS answers seen on this node.
+  auto domain = [&](const std::string& raw) {
+    std::optional<net::IpAddress> ip = net::IpAddress::FromBytes(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
+    std::optional<std::string> name = dns_ && ip ? dns_->DomainOf(*ip, mono) : std::nullopt;
+    return name ? *name : std::string();
+  };
   for (v1::NetflowEvent& e : events) {
     v1::Event event;
-    event.set_time_unix_nano(now);
+    e.set_dst_domain(domain(e.dst_ip()));
     *event.mutable_netflow() = std::move(e);
-    sink_->Emit(std::move(event));
+    Emit(std::move(event));
   }
   records_.fetch_add(events.size(), std::memory_order_relaxed);
+  if (http_) {
+    std::vector<v1::HttpflowEvent> http = http_->Flush(interval.count());
+    for (v1::HttpflowEvent& e : http) {
+      v1::Event event;
+      e.set_dst_domain(domain(e.dst_ip()));
+      *event.mutable_httpflow() = std::move(e);
+      Emit(std::move(event));
+    }
+    http_records_.fetch_add(http.size(), std::memory_order_relaxed);
+    if (!http_->last_failure().empty()) {
+      spdlog::debug("probe {}: not parsed as HTTP: {}", kProbe, http_->last_failure());
+    }
+  }
+  if (dns_) {
+    std::vector<v1::DnsflowEvent> dns = dns_->Flush(interval.count(), mono);
+    for (v1::DnsflowEvent& e : dns) {
+      v1::Event event;
+      e.set_dst_domain(domain(e.dst_ip()));
+      *event.mutable_dnsflow() = std::move(e);
+      Emit(std::move(event));
+    }
+    dns_records_.fetch_add(dns.size(), std::memory_order_relaxed);
+  }
+  {
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    if (http_) http_counters_ = http_->counters();
+    if (dns_) dns_counters_ = dns_->counters();
+  }
   FlowTable::Counters c = table_->counters();
   vanished_.store(c.vanished, std::memory_order_relaxed);
   filtered_.store(c.filtered, std::memory_order_relaxed);
@@ -204,6 +301,14 @@ NetflowPlugin::Counters NetflowPlugin::counters() const {
   counters.vanished = vanished_.load(std::memory_order_relaxed);
   counters.filtered = filtered_.load(std::memory_order_relaxed);
   counters.tracked = tracked_.load(std::memory_order_relaxed);
+  counters.http_records = http_records_.load(std::memory_order_relaxed);
+  counters.dns_records = dns_records_.load(std::memory_order_relaxed);
+  counters.l7_events = l7_events_.load(std::memory_order_relaxed);
+  counters.l7_malformed = l7_malformed_.load(std::memory_order_relaxed);
+  counters.l7_ringbuf_drops = kernel[NS_NETFLOW_CNT_L7_RINGBUF_DROPS];
+  std::lock_guard<std::mutex> lock(l7_mu_);
+  counters.http = http_counters_;
+  counters.dns = dns_counters_;
   return counters;
 }
 

@@ -19,8 +19,10 @@
 #include "common/status.h"
 #include "nodescope/v1/ingest.pb.h"
 #include "sensor/bpf/loaded_probe.h"
+#include "sensor/plugins/netflow/dns_table.h"
 #include "sensor/plugins/netflow/filter.h"
 #include "sensor/plugins/netflow/flow_table.h"
+#include "sensor/plugins/netflow/http_table.h"
 #include "sensor/transport/event_sink.h"
 
 namespace nodescope::sensor::netflow {
@@ -31,6 +33,12 @@ struct NetflowOptions {
   uint16_t ephemeral_port = 32768;
   std::string proc_root = "/proc";  // HOST_PROC: where /proc/<pid>/net/tcp is read
   FilterOptions filter;
+  // L7 (httpflow, dnsflow): payload of HTTP and DNS connections, parsed in user space.
+  bool httpflow = true;
+  bool dnsflow = true;
+  uint32_t l7_capture_bytes = 4096;  // copied of each call, at most NS_L7_CAPTURE_MAX
+  size_t l7_path_max = 256;
+  std::chrono::nanoseconds dns_timeout = std::chrono::seconds(5);
 };
 
 class NetflowPlugin {
@@ -46,6 +54,12 @@ class NetflowPlugin {
     uint64_t map_full = 0;       // sockets the kernel could not start tracking
     uint64_t malformed = 0;      // ring buffer records of an unexpected size
     uint64_t tracked = 0;        // sockets tracked now
+    uint64_t http_records = 0, dns_records = 0;
+    uint64_t l7_events = 0;         // payload events read
+    uint64_t l7_ringbuf_drops = 0;  // payload events the kernel could not queue
+    uint64_t l7_malformed = 0;      // payload events of a wrong size
+    HttpTable::Counters http;
+    DnsTable::Counters dns;
   };
 
   NetflowPlugin();
@@ -72,7 +86,9 @@ class NetflowPlugin {
  private:
   Status Attach(std::string_view strategy);
   void OnRecord(std::span<const std::byte> record);
+  void OnL7Record(std::span<const std::byte> record);
   void PollLoop();
+  void Emit(v1::Event event);
   // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
   void Report(std::chrono::nanoseconds interval);
   bool HasListener(const ns_conn& conn);
@@ -82,6 +98,8 @@ class NetflowPlugin {
   std::unique_ptr<ConnectionFilter> filter_;
   std::unique_ptr<ServiceNames> services_;
   std::unique_ptr<FlowTable> table_;  // used by the poll thread only (and Stop after the join)
+  std::unique_ptr<HttpTable> http_;   // the same; null when httpflow is off
+  std::unique_ptr<DnsTable> dns_;     // the same; null when dnsflow is off
   HostsMap hosts_;  // /etc/hosts (HOST_ROOT): names for the hostnames filter's patterns
   std::chrono::steady_clock::time_point next_resolve_;
   // netns inode -> its listening ports, refreshed once per walk.
@@ -93,7 +111,11 @@ class NetflowPlugin {
   std::thread poller_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> records_{0}, closes_{0}, malformed_{0}, vanished_{0}, filtered_{0},
-      tracked_{0};
+      tracked_{0}, http_records_{0}, dns_records_{0}, l7_events_{0}, l7_malformed_{0};
+  // Copies of the tables' counters, for counters() from other threads.
+  mutable std::mutex l7_mu_;
+  HttpTable::Counters http_counters_;
+  DnsTable::Counters dns_counters_;
 };
 
 }  // namespace nodescope::sensor::netflow

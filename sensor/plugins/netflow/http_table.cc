@@ -1,0 +1,110 @@
+#include "sensor/plugins/netflow/http_table.h"
+
+#include <algorithm>
+
+namespace nodescope::sensor::netflow {
+
+HttpTable::HttpTable(Options options) : options_(options) {
+  parser_options_.max_path_len = options_.max_path_len;
+}
+
+HttpTable::Conn& HttpTable::Find(const ns_l7_event& event) {
+  auto it = conns_.find(event.sk);
+  if (it == conns_.end()) {
+    if (conns_.size() >= options_.max_connections) EvictOne();
+    it = conns_.try_emplace(event.sk, parser_options_).first;
+    ++counters_.connections;
+  }
+  return it->second;
+}
+
+void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured) {
+  Conn& conn = Find(event);
+  conn.last = event;
+  conn.parser.Feed(
+      event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived,
+      captured, event.len, event.ts_ns);
+  Harvest(conn, 0);
+}
+
+void HttpTable::OnClose(uint64_t sk, uint64_t ts_ns) {
+  auto it = conns_.find(sk);
+  if (it == conns_.end()) return;
+  Harvest(it->second, ts_ns);
+  conns_.erase(it);
+}
+
+void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
+  if (end_ns != 0) {
+    conn.parser.Close(end_ns);
+    counters_.unanswered += conn.parser.counters().unanswered_requests;
+  }
+  if (conn.parser.failed() && !conn.failure_counted) {
+    conn.failure_counted = true;
+    ++counters_.failed;
+    last_failure_ = conn.parser.failure();
+  }
+  std::vector<http1::Exchange> done = conn.parser.TakeExchanges();
+  if (done.empty()) return;
+  const bool client = conn.parser.role() == http1::Role::kClient ||
+                      (conn.parser.role() == http1::Role::kUnknown &&
+                       conn.last.conn_direction == NS_CONN_DIR_OUTGOING);
+  const uint8_t direction = client ? NS_CONN_DIR_OUTGOING : NS_CONN_DIR_INCOMING;
+  for (http1::Exchange& x : done) {
+    Key key;
+    key.tuple = TupleOf(conn.last, direction, options_.ephemeral_port);
+    key.method = std::move(x.method);
+    key.path = std::move(x.path);
+    key.version = std::move(x.version);
+    key.truncated = x.truncated;
+    key.status_code = x.status_code;
+    Totals& t = interval_[key];
+    ++t.count;
+    // The client wrote the request and read the response; the server the other way round.
+    t.bytes_written += client ? x.request_bytes : x.response_bytes;
+    t.bytes_read += client ? x.response_bytes : x.request_bytes;
+    uint64_t latency =
+        x.response_start_ns > x.request_start_ns ? x.response_start_ns - x.request_start_ns : 0;
+    t.latency_sum += latency;
+    t.latency_max = std::max(t.latency_max, latency);
+    ++t.buckets[records::LatencyBucket(latency)];
+    t.cgroup_id = conn.last.cgroup_id;
+    ++counters_.exchanges;
+  }
+}
+
+void HttpTable::EvictOne() {
+  auto oldest = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
+    return a.second.last.ts_ns < b.second.last.ts_ns;
+  });
+  if (oldest == conns_.end()) return;
+  Harvest(oldest->second, oldest->second.last.ts_ns);
+  conns_.erase(oldest);
+  ++counters_.evicted;
+}
+
+std::vector<v1::HttpflowEvent> HttpTable::Flush(int64_t interval_ns) {
+  std::vector<v1::HttpflowEvent> out;
+  out.reserve(interval_.size());
+  for (const auto& [key, t] : interval_) {
+    v1::HttpflowEvent& e = out.emplace_back();
+    SetTuple(key.tuple, &e);
+    e.set_method(key.method);
+    e.set_path(key.path);
+    e.set_truncated(key.truncated);
+    e.set_http_version(key.version);
+    e.set_status_code(key.status_code);
+    e.set_count(t.count);
+    e.set_bytes_read(t.bytes_read);
+    e.set_bytes_written(t.bytes_written);
+    e.set_latency_ns(t.latency_sum / t.count);
+    e.set_latency_max_ns(t.latency_max);
+    for (uint64_t n : t.buckets) e.add_latency_buckets(n);
+    e.set_cgroup_id(t.cgroup_id);
+    e.set_interval_ns(interval_ns);
+  }
+  interval_.clear();
+  return out;
+}
+
+}  // namespace nodescope::sensor::netflow

@@ -1,0 +1,93 @@
+// Payload events of HTTP connections -> per-interval httpflow records. One HTTP/1.x parser per
+// connection (sensor/protocols/http1) pairs requests with responses; exchanges that share an
+// aggregation key (tuple with the client's port folded, process, method, path, status, version)
+// fold into one HttpflowEvent per interval with a latency histogram. Free of libbpf: tested
+// with hand-made events.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bpf/abi/l7.h"
+#include "common/records/latency.h"
+#include "nodescope/v1/events.pb.h"
+#include "sensor/plugins/netflow/flow_tuple.h"
+#include "sensor/protocols/http1/parser.h"
+
+namespace nodescope::sensor::netflow {
+
+class HttpTable {
+ public:
+  struct Options {
+    uint16_t ephemeral_port = 32768;
+    size_t max_path_len = 256;
+    // Connections parsed at once; beyond it the least recently active one is dropped (counted).
+    size_t max_connections = 16384;
+  };
+
+  struct Counters {
+    uint64_t connections = 0;  // connections that sent payload events
+    uint64_t failed = 0;       // not HTTP/1.x after all, or framing lost (parser says why)
+    uint64_t evicted = 0;      // dropped to stay within max_connections
+    uint64_t exchanges = 0;    // request/response pairs counted into records
+    uint64_t unanswered = 0;   // requests without a response when their connection ended
+  };
+
+  explicit HttpTable(Options options);
+
+  // One send or receive (bpf/abi/l7.h) with the bytes the probe copied.
+  void OnEvent(const ns_l7_event& event, std::span<const char> captured);
+  // The connection closed (the probe's NS_L7_CLOSED event, which comes after its last payload
+  // and before any payload of a new socket at the same address): what it completed is counted.
+  void OnClose(uint64_t sk, uint64_t ts_ns);
+
+  // The interval's records (dst_domain empty).
+  std::vector<v1::HttpflowEvent> Flush(int64_t interval_ns);
+
+  Counters counters() const { return counters_; }
+  size_t connections() const { return conns_.size(); }
+  // The last failure a parser reported, for the log ("" when none).
+  const std::string& last_failure() const { return last_failure_; }
+
+ private:
+  struct Conn {
+    explicit Conn(const http1::ConnectionOptions& options) : parser(options) {}
+    http1::Connection parser;
+    ns_l7_event last{};  // the latest event's header: tuple, process
+    bool failure_counted = false;
+  };
+
+  struct Key {
+    FlowTuple tuple;
+    std::string method, path, version;
+    bool truncated = false;
+    int status_code = 0;
+    auto operator<=>(const Key&) const = default;
+  };
+
+  struct Totals {
+    uint64_t count = 0, bytes_read = 0, bytes_written = 0;
+    uint64_t latency_sum = 0, latency_max = 0;
+    std::array<uint64_t, records::kLatencyBuckets> buckets{};
+    uint64_t cgroup_id = 0;
+  };
+
+  Conn& Find(const ns_l7_event& event);
+  // Counts what the connection's parser completed; `end_ns` != 0: it ended then.
+  void Harvest(Conn& conn, uint64_t end_ns);
+  void EvictOne();
+
+  Options options_;
+  http1::ConnectionOptions parser_options_;
+  std::unordered_map<uint64_t, Conn> conns_;  // by socket: HTTP is TCP, never a peer key
+  std::map<Key, Totals> interval_;
+  Counters counters_;
+  std::string last_failure_;
+};
+
+}  // namespace nodescope::sensor::netflow

@@ -1,0 +1,281 @@
+// HttpTable and DnsTable from hand-made payload events: what records the probe's events of a
+// known exchange become, with exact counts, bytes, latencies, folding and domains.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "sensor/plugins/netflow/dns_table.h"
+#include "sensor/plugins/netflow/http_table.h"
+
+namespace nodescope::sensor::netflow {
+namespace {
+
+constexpr uint16_t kEphemeral = 32768;
+
+void SetV4(uint8_t (&out)[16], const char* text) {
+  std::memset(out, 0, 16);
+  out[10] = out[11] = 0xff;
+  inet_pton(AF_INET, text, out + 12);
+}
+
+ns_l7_event Event(uint64_t sk, const char* local, uint16_t sport, const char* remote,
+                  uint16_t dport, uint8_t protocol, uint8_t l7, uint8_t direction, uint64_t ts,
+                  uint32_t len, uint32_t pid, const char* comm) {
+  ns_l7_event e{};
+  e.sk = sk;
+  e.ts_ns = ts;
+  SetV4(e.saddr, local);
+  SetV4(e.daddr, remote);
+  e.sport = sport;
+  e.dport = dport;
+  e.family = 4;
+  e.protocol = protocol;
+  e.l7 = l7;
+  e.direction = direction;
+  e.len = len;
+  e.pid = pid;
+  e.netns = 4026531840u;
+  std::strncpy(reinterpret_cast<char*>(e.comm), comm, NS_TASK_COMM_LEN - 1);
+  return e;
+}
+
+std::string Ip(const std::string& raw) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(raw.size() == 4 ? AF_INET : AF_INET6, raw.data(), text, sizeof(text));
+  return text;
+}
+
+const std::string kGet = "GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+const std::string kMissing = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+const std::string kNotFound = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+
+// A client (curl, port 40000) and a server (nginx, port 80) on one host, the same connection.
+void FeedBothSides(HttpTable& table, uint64_t t0) {
+  auto feed = [&](uint64_t sk, bool client, bool send, const std::string& bytes, uint64_t ts) {
+    ns_l7_event e = client
+                        ? Event(sk, "198.18.0.1", 40000, "198.18.0.2", 80, IPPROTO_TCP, NS_L7_HTTP,
+                                send ? NS_L7_SEND : NS_L7_RECV, ts, bytes.size(), 100, "curl")
+                        : Event(sk, "198.18.0.2", 80, "198.18.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
+                                send ? NS_L7_SEND : NS_L7_RECV, ts, bytes.size(), 200, "nginx");
+    table.OnEvent(e, bytes);
+  };
+  feed(1, true, true, kGet, t0);
+  feed(2, false, false, kGet, t0 + 10);
+  feed(2, false, true, kOk, t0 + 1000);
+  feed(1, true, false, kOk, t0 + 1010);
+  feed(1, true, true, kMissing, t0 + 2000);
+  feed(2, false, false, kMissing, t0 + 2010);
+  feed(2, false, true, kNotFound, t0 + 2500);
+  feed(1, true, false, kNotFound, t0 + 2600);
+}
+
+TEST(HttpTable, BothSidesOfAKeepAliveConnection) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  FeedBothSides(table, 1'000'000);
+  std::vector<v1::HttpflowEvent> records = table.Flush(60'000'000'000);
+  ASSERT_EQ(records.size(), 4u);
+  int seen = 0;
+  for (const v1::HttpflowEvent& r : records) {
+    const bool client = r.direction() == v1::NetflowEvent::OUTGOING;
+    SCOPED_TRACE(r.ShortDebugString());
+    EXPECT_EQ(r.transport(), v1::NetflowEvent::TCP);
+    EXPECT_EQ(r.count(), 1u);
+    EXPECT_EQ(r.http_version(), "1.1");
+    EXPECT_EQ(r.method(), "GET");
+    EXPECT_EQ(r.interval_ns(), 60'000'000'000);
+    EXPECT_EQ(r.latency_buckets_size(), static_cast<int>(records::kLatencyBuckets));
+    EXPECT_EQ(r.latency_buckets(0), 1u);  // microseconds: the first bucket
+    if (client) {
+      EXPECT_EQ(Ip(r.src_ip()), "198.18.0.1");
+      EXPECT_EQ(r.src_port(), 0u);  // folded
+      EXPECT_EQ(r.dst_port(), 80u);
+      EXPECT_EQ(r.process_name(), "curl");
+      EXPECT_EQ(r.pid(), 100u);
+    } else {
+      EXPECT_EQ(Ip(r.src_ip()), "198.18.0.2");
+      EXPECT_EQ(r.src_port(), 80u);
+      EXPECT_EQ(r.dst_port(), 0u);
+      EXPECT_EQ(r.process_name(), "nginx");
+    }
+    const uint64_t request = r.path() == "/a" ? kGet.size() : kMissing.size();
+    const uint64_t response = r.path() == "/a" ? kOk.size() : kNotFound.size();
+    EXPECT_EQ(r.bytes_written(), client ? request : response);
+    EXPECT_EQ(r.bytes_read(), client ? response : request);
+    if (r.path() == "/a") {
+      EXPECT_EQ(r.status_code(), 200);
+      EXPECT_EQ(r.latency_ns(), client ? 1010u : 990u);
+      ++seen;
+    } else {
+      EXPECT_EQ(r.path(), "/b");
+      EXPECT_EQ(r.status_code(), 404);
+      EXPECT_EQ(r.latency_ns(), client ? 600u : 490u);
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, 4);
+  EXPECT_EQ(table.counters().exchanges, 4u);
+  EXPECT_TRUE(table.Flush(1).empty());  // the interval starts over
+}
+
+TEST(HttpTable, ExchangesOfOneKeyFoldAcrossConnections) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  for (uint64_t sk = 10; sk < 15; ++sk) {
+    uint16_t port = static_cast<uint16_t>(40000 + sk);
+    table.OnEvent(Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_SEND, sk * 1000, kGet.size(), 7, "wrk"),
+                  kGet);
+    table.OnEvent(Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_RECV, sk * 1000 + 100 * sk, kOk.size(), 7, "wrk"),
+                  kOk);
+    table.OnClose(sk, sk * 1000 + 500);
+  }
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].count(), 5u);
+  EXPECT_EQ(records[0].latency_ns(), (1000u + 1100 + 1200 + 1300 + 1400) / 5);
+  EXPECT_EQ(records[0].latency_max_ns(), 1400u);
+  EXPECT_EQ(records[0].bytes_read(), 5 * kOk.size());
+  EXPECT_EQ(table.connections(), 0u);  // closed ones are gone after the flush
+}
+
+TEST(HttpTable, AReusedSocketAddressStartsANewConnection) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  // A request whose connection closes unanswered, then a new socket at the same address.
+  table.OnEvent(Event(1, "127.0.0.1", 40001, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                      100, kGet.size(), 7, "curl"),
+                kGet);
+  table.OnClose(1, 200);
+  table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                      300, kMissing.size(), 7, "curl"),
+                kMissing);
+  table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                      400, kNotFound.size(), 7, "curl"),
+                kNotFound);
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].path(), "/b");
+  EXPECT_EQ(table.counters().unanswered, 1u);
+}
+
+TEST(HttpTable, NotHttpIsCountedAndGivesNothing) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  const std::string junk = "GETX nonsense\r\n\r\n";
+  table.OnEvent(Event(1, "127.0.0.1", 40001, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                      100, junk.size(), 7, "x"),
+                junk);
+  EXPECT_TRUE(table.Flush(1).empty());
+  EXPECT_EQ(table.counters().failed, 1u);
+  EXPECT_FALSE(table.last_failure().empty());
+}
+
+// A DNS message: id, flags, one question, and for an answer one A record.
+std::string Dns(uint16_t id, bool answer, uint8_t rcode, const char* ip = nullptr) {
+  std::string m;
+  m.push_back(static_cast<char>(id >> 8));
+  m.push_back(static_cast<char>(id));
+  m.push_back(answer ? '\x81' : '\x01');
+  m.push_back(static_cast<char>(answer ? (0x80 | rcode) : 0));
+  m += std::string("\x00\x01\x00", 3);
+  m.push_back(ip != nullptr ? 1 : 0);
+  m += std::string("\x00\x00\x00\x00", 4);
+  m += std::string(
+      "\x03web\x07"
+      "example\x04test\x00\x00\x01\x00\x01",
+      22);
+  if (ip != nullptr) {
+    m += std::string("\xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04", 12);
+    in_addr a{};
+    inet_pton(AF_INET, ip, &a);
+    m.append(reinterpret_cast<const char*>(&a), 4);
+  }
+  return m;
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+TEST(DnsTable, QueriesAnswersTimeoutsAndTheDomainCache) {
+  DnsTable table({.ephemeral_port = kEphemeral, .timeout_ns = 5'000'000'000});
+  auto client = [&](uint16_t port, bool send, const std::string& m, uint64_t ts) {
+    table.OnEvent(Event(port, "127.0.0.1", port, "127.0.0.53", 53, IPPROTO_UDP, NS_L7_DNS,
+                        send ? NS_L7_SEND : NS_L7_RECV, ts, m.size(), 9, "dig"),
+                  Bytes(m));
+  };
+  const uint64_t t0 = 1'000'000'000;
+  client(40001, true, Dns(1, false, 0), t0);
+  client(40001, false, Dns(1, true, 0, "198.18.0.10"), t0 + 2'000'000);
+  client(40002, true, Dns(2, false, 0), t0);
+  client(40002, false, Dns(2, true, 0, "198.18.0.10"), t0 + 4'000'000);
+  client(40003, true, Dns(3, false, 0), t0);
+  client(40003, false, Dns(3, true, 3), t0 + 1'000'000);
+  client(40004, true, Dns(4, false, 0), t0);  // never answered
+  const std::string garbage = "\x01\x02\x03";
+  client(40005, false, garbage, t0);
+
+  std::vector<v1::DnsflowEvent> early = table.Flush(1, t0 + 1'000'000'000);
+  ASSERT_EQ(early.size(), 2u);  // rcode 0 (two queries folded) and 3; the open one waits
+  for (const v1::DnsflowEvent& r : early) {
+    EXPECT_EQ(r.direction(), v1::NetflowEvent::OUTGOING);
+    EXPECT_EQ(r.transport(), v1::NetflowEvent::UDP);
+    EXPECT_EQ(r.src_port(), 0u);
+    EXPECT_EQ(r.dst_port(), 53u);
+    EXPECT_EQ(Ip(r.dst_ip()), "127.0.0.53");
+    EXPECT_EQ(r.process_name(), "dig");
+    EXPECT_EQ(r.pid(), 9u);
+    if (r.rcode() == 0) {
+      EXPECT_EQ(r.count(), 2u);
+      EXPECT_EQ(r.latency_ns(), 3'000'000u);
+      EXPECT_EQ(r.latency_max_ns(), 4'000'000u);
+    } else {
+      EXPECT_EQ(r.rcode(), 3);
+      EXPECT_EQ(r.count(), 1u);
+      EXPECT_EQ(r.latency_ns(), 1'000'000u);
+    }
+  }
+  std::vector<v1::DnsflowEvent> late = table.Flush(1, t0 + 6'000'000'000);
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].rcode(), -1);
+  EXPECT_EQ(late[0].count(), 1u);
+  EXPECT_EQ(late[0].latency_ns(), 0u);
+  EXPECT_EQ(table.counters().timed_out, 1u);
+  EXPECT_EQ(table.counters().malformed, 1u);
+
+  std::optional<std::string> name =
+      table.DomainOf(*net::IpAddress::Parse("198.18.0.10"), t0 + 10'000'000'000);
+  ASSERT_TRUE(name);
+  EXPECT_EQ(*name, "web.example.test");
+  EXPECT_FALSE(table.DomainOf(*net::IpAddress::Parse("198.18.0.11"), t0));
+}
+
+TEST(DnsTable, TcpMessagesAreReassembledAcrossCalls) {
+  DnsTable table({.ephemeral_port = kEphemeral});
+  const std::string query = Dns(7, false, 0), answer = Dns(7, true, 0, "198.18.0.20");
+  auto framed = [](const std::string& m) {
+    return std::string{static_cast<char>(m.size() >> 8), static_cast<char>(m.size())} + m;
+  };
+  const std::string q = framed(query), a = framed(answer);
+  auto send = [&](bool out, const std::string& bytes, uint64_t ts) {
+    table.OnEvent(Event(5, "127.0.0.1", 40100, "127.0.0.53", 53, IPPROTO_TCP, NS_L7_DNS,
+                        out ? NS_L7_SEND : NS_L7_RECV, ts, bytes.size(), 9, "dig"),
+                  Bytes(bytes));
+  };
+  send(true, q.substr(0, 2), 100);  // the length prefix alone, as dig writes it
+  send(true, q.substr(2), 101);
+  send(false, a.substr(0, 9), 500);
+  send(false, a.substr(9), 600);
+  std::vector<v1::DnsflowEvent> records = table.Flush(1, 1000);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].transport(), v1::NetflowEvent::TCP);
+  EXPECT_EQ(records[0].rcode(), 0);
+  // From the call that completed the query to the one that completed the answer.
+  EXPECT_EQ(records[0].latency_ns(), 499u);
+}
+
+}  // namespace
+}  // namespace nodescope::sensor::netflow
