@@ -103,9 +103,11 @@ Result<Throughput> PartThroughput(Bench& bench) {
   const Args& args = bench.args;
   fmt::print(
       "\n1. throughput: wrk -t 2 -c 50 -d {}s {} (1 KiB, keep-alive), {} quiet pairs wanted (a "
-      "noisy pair is run again, at most {} times); baseline = sensor with enabled_plugins: [], "
+      "noisy pair is run again, at most {} times); baseline = sensor with {}, "
       "restarted for every run as the probe-on side is{}\n",
       args.seconds, bench.keepalive->Url("/1k.bin"), args.pairs, args.max_reruns,
+      args.httpflow ? "ebpf-net and l7net_enabled: [] (the other side adds httpflow)"
+                    : "enabled_plugins: []",
       args.calibrate ? "\n   CALIBRATION: the 'with' side runs the baseline sensor too" : "");
   const double cores = sysconf(_SC_NPROCESSORS_ONLN);
   const auto quiet = [&](const Window& w) { return w.other() + w.steal < 0.05 * cores * w.wall; };
@@ -354,6 +356,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_flag("--keep-temp", args.keep_temp, "keep the configs and logs");
+  app.add_flag("--httpflow", args.httpflow,
+               "measure httpflow: baseline = ebpf-net with l7net_enabled: [], probe on = with "
+               "httpflow");
   app.add_flag("--calibrate", args.calibrate,
                "throughput pairs only, the baseline sensor on both sides: what the method reads "
                "when nothing differs (ideally a ratio of 1)");

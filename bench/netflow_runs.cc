@@ -36,10 +36,14 @@ class Sensor {
     auto sensor = std::unique_ptr<Sensor>(new Sensor());
     sensor->http_port_ = test::FreePort();
     sensor->log_ = log;
+    // Without --httpflow: the baseline runs no ebpf-net, the probe side netflow alone. With it:
+    // both run netflow, the probe side httpflow too.
+    const bool net = netflow || bench.args.httpflow;
+    const std::string l7 = bench.args.httpflow && netflow ? "httpflow" : "";
     std::ofstream(config) << fmt::format(
         "trace_server: 127.0.0.1:{}\npprof_port: {}\nhostname: bench-node\n"
-        "enabled_plugins: [{}]\ninterval: {}s\n",
-        bench.grpc_port, sensor->http_port_, netflow ? "ebpf-net" : "", bench.args.interval_s);
+        "enabled_plugins: [{}]\nl7net_enabled: [{}]\ninterval: {}s\n",
+        bench.grpc_port, sensor->http_port_, net ? "ebpf-net" : "", l7, bench.args.interval_s);
     auto process =
         ChildProcess::Spawn({bench.args.bin_dir + "/nodescope-sensor", "--config", config}, log);
     if (!process.ok()) return process.status();
@@ -53,7 +57,7 @@ class Sensor {
       }
       const std::string text = test::ReadFile(log);
       if (text.find("self endpoint on") != std::string::npos) {
-        if (netflow && text.find("probe netflow: attached") == std::string::npos) {
+        if (net && text.find("probe netflow: attached") == std::string::npos) {
           return Status::Error("the netflow probe did not attach:\n" + Tail(text, 3000));
         }
         return sensor;

@@ -36,6 +36,9 @@ struct Args {
   // Both sides of every throughput pair run the baseline sensor: the ratio then shows what the
   // method itself reads when nothing differs (ideally 1). The sensor-cost part is skipped.
   bool calibrate = false;
+  // The part measured is httpflow: both sides run ebpf-net, the baseline with l7net_enabled: []
+  // (netflow alone), the other with httpflow (payload copied and parsed).
+  bool httpflow = false;
 };
 
 // Everything that lives for the whole bench.

@@ -161,7 +161,7 @@ TEST_F(L7, HttpRecordsMatchNginxAccessLogOnBothSides) {
                     .gzip = true});
   ASSERT_TRUE(started.ok()) << started.status().message();
   Nginx& nginx = **started;
-  StartSensor("log_level: debug\n");
+  StartSensor();
 
   // Keep-alive: one curl, five requests on one connection (the text file gzip-chunked).
   std::vector<std::string> keepalive = {Which("curl"), "-s", "--compressed"};
