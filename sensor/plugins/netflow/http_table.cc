@@ -51,14 +51,7 @@ void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
                        conn.last.conn_direction == NS_CONN_DIR_OUTGOING);
   const uint8_t direction = client ? NS_CONN_DIR_OUTGOING : NS_CONN_DIR_INCOMING;
   for (http1::Exchange& x : done) {
-    Key key;
-    key.tuple = TupleOf(conn.last, direction, options_.ephemeral_port);
-    key.method = std::move(x.method);
-    key.path = std::move(x.path);
-    key.version = std::move(x.version);
-    key.truncated = x.truncated;
-    key.status_code = x.status_code;
-    Totals& t = interval_[key];
+    Totals& t = TotalsFor(conn, direction, x);
     ++t.count;
     // The client wrote the request and read the response; the server the other way round.
     t.bytes_written += client ? x.request_bytes : x.response_bytes;
@@ -71,6 +64,28 @@ void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
     t.cgroup_id = conn.last.cgroup_id;
     ++counters_.exchanges;
   }
+}
+
+HttpTable::Totals& HttpTable::TotalsFor(Conn& conn, uint8_t direction, http1::Exchange& x) {
+  for (RecentKey& r : conn.recent) {
+    if (r.generation == generation_ && r.key->status_code == x.status_code &&
+        r.key->truncated == x.truncated && r.key->path == x.path && r.key->method == x.method &&
+        r.key->version == x.version && r.key->tuple.direction == direction &&
+        r.key->tuple.pid == conn.last.pid) {
+      return *r.totals;
+    }
+  }
+  Key key;
+  key.tuple = TupleOf(conn.last, direction, options_.ephemeral_port);
+  key.method = std::move(x.method);
+  key.path = std::move(x.path);
+  key.version = std::move(x.version);
+  key.truncated = x.truncated;
+  key.status_code = x.status_code;
+  auto it = interval_.try_emplace(std::move(key)).first;
+  conn.recent[conn.next_recent] = RecentKey{&it->first, &it->second, generation_};
+  conn.next_recent = (conn.next_recent + 1) % conn.recent.size();
+  return it->second;
 }
 
 void HttpTable::EvictOne() {
@@ -104,6 +119,7 @@ std::vector<v1::HttpflowEvent> HttpTable::Flush(int64_t interval_ns) {
     e.set_interval_ns(interval_ns);
   }
   interval_.clear();
+  ++generation_;
   return out;
 }
 

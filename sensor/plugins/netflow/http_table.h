@@ -55,13 +55,6 @@ class HttpTable {
   const std::string& last_failure() const { return last_failure_; }
 
  private:
-  struct Conn {
-    explicit Conn(const http1::ConnectionOptions& options) : parser(options) {}
-    http1::Connection parser;
-    ns_l7_event last{};  // the latest event's header: tuple, process
-    bool failure_counted = false;
-  };
-
   struct Key {
     FlowTuple tuple;
     std::string method, path, version;
@@ -77,15 +70,35 @@ class HttpTable {
     uint64_t cgroup_id = 0;
   };
 
+  // A key this connection counted into in the current interval: a keep-alive connection asks
+  // for the same few keys again and again, and finding them here skips building the tuple and
+  // a map lookup per request.
+  struct RecentKey {
+    const Key* key = nullptr;  // in interval_; valid while generation == generation_
+    Totals* totals = nullptr;
+    uint64_t generation = 0;
+  };
+
+  struct Conn {
+    explicit Conn(const http1::ConnectionOptions& options) : parser(options) {}
+    http1::Connection parser;
+    ns_l7_event last{};  // the latest event's header: tuple, process
+    bool failure_counted = false;
+    std::array<RecentKey, 4> recent{};
+    size_t next_recent = 0;
+  };
+
   Conn& Find(const ns_l7_event& event);
   // Counts what the connection's parser completed; `end_ns` != 0: it ended then.
   void Harvest(Conn& conn, uint64_t end_ns);
   void EvictOne();
+  Totals& TotalsFor(Conn& conn, uint8_t direction, http1::Exchange& x);
 
   Options options_;
   http1::ConnectionOptions parser_options_;
   std::unordered_map<uint64_t, Conn> conns_;  // by socket: HTTP is TCP, never a peer key
-  std::map<Key, Totals> interval_;
+  std::map<Key, Totals> interval_;  // node-based: RecentKey pointers stay valid until Flush
+  uint64_t generation_ = 1;         // +1 per Flush
   Counters counters_;
   std::string last_failure_;
 };

@@ -143,6 +143,28 @@ TEST(HttpTable, ExchangesOfOneKeyFoldAcrossConnections) {
   EXPECT_EQ(table.connections(), 0u);  // closed ones are gone after the flush
 }
 
+TEST(HttpTable, AKeepAliveConnectionCountsIntoEachIntervalOnce) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  auto exchange = [&](uint64_t ts) {
+    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_SEND, ts, kGet.size(), 7, "wrk"),
+                  kGet);
+    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_RECV, ts + 50, kOk.size(), 7, "wrk"),
+                  kOk);
+  };
+  exchange(100);
+  exchange(200);
+  std::vector<v1::HttpflowEvent> first = table.Flush(1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].count(), 2u);
+  exchange(300);  // the same key, after the flush: a new record, not the flushed one
+  std::vector<v1::HttpflowEvent> second = table.Flush(1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].count(), 1u);
+  EXPECT_EQ(second[0].bytes_read(), kOk.size());
+}
+
 TEST(HttpTable, AReusedSocketAddressStartsANewConnection) {
   HttpTable table({.ephemeral_port = kEphemeral});
   // A request whose connection closes unanswered, then a new socket at the same address.
