@@ -44,6 +44,15 @@ enum ns_l7_event_flag {
 	NS_L7_READ_FAILED = 1 << 1,
 	/* Not a call: the TCP connection closed (len and captured are 0). */
 	NS_L7_CLOSED = 1 << 2,
+	/* Only body bytes, as user space said (struct ns_l7_skip): not copied. */
+	NS_L7_SKIPPED = 1 << 3,
+};
+
+/* Value of `l7_skip`, by struct ns_conn_key, written by user space: the parser knows from a
+ * Content-Length or chunk size that the bytes up to until[direction] (an offset in the socket's
+ * bytes_written / bytes_read) are body, so calls that end before it are not copied. */
+struct ns_l7_skip {
+	__u64 until[2]; /* [enum ns_l7_direction] */
 };
 
 /* One send or receive on a connection of interest; a ring buffer record of
@@ -68,13 +77,16 @@ struct ns_l7_event {
 	__u8 conn_direction; /* enum ns_conn_direction of the connection */
 	__u8 flags;      /* enum ns_l7_event_flag */
 	__u8 pad[6];
+	__u64 offset;    /* bytes this socket had moved in this direction before the call */
 	__u8 comm[NS_TASK_COMM_LEN];
 };
 
 /* Counters of the l7 part share the probe's per-CPU array, after netflow's slots. */
 
 #ifdef __cplusplus
-static_assert(sizeof(struct ns_l7_event) == 112, "ns_l7_event layout changed");
+static_assert(sizeof(struct ns_l7_event) == 120, "ns_l7_event layout changed");
+static_assert(sizeof(struct ns_l7_skip) == 16, "ns_l7_skip layout changed");
 #else
-_Static_assert(sizeof(struct ns_l7_event) == 112, "ns_l7_event layout changed");
+_Static_assert(sizeof(struct ns_l7_event) == 120, "ns_l7_event layout changed");
+_Static_assert(sizeof(struct ns_l7_skip) == 16, "ns_l7_skip layout changed");
 #endif

@@ -41,6 +41,13 @@ struct {
 	__uint(max_entries, NS_L7_RINGBUF_BYTES);
 } l7_events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ns_conn_key);
+	__type(value, struct ns_l7_skip);
+} l7_skip SEC(".maps");
+
 /* arch/x86/entry/syscalls/syscall_64.tbl */
 #define NS_NR_READ 0
 #define NS_NR_WRITE 1
@@ -206,6 +213,9 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 					 const struct ns_conn_key *key, __u32 len, __u32 got,
 					 __u8 l7, __u8 direction, __u8 flags)
 {
+	/* The counters already hold this call (netflow adds before the capture). */
+	__u64 moved = direction == NS_L7_SEND ? c->bytes_written : c->bytes_read;
+
 	e->sk = key->sk;
 	e->peer = key->peer;
 	e->ts_ns = bpf_ktime_get_ns();
@@ -224,6 +234,7 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 	e->direction = direction;
 	e->conn_direction = c->direction;
 	e->flags = flags;
+	e->offset = moved >= len ? moved - len : 0;
 	__builtin_memcpy(e->comm, c->comm, NS_TASK_COMM_LEN);
 }
 
@@ -244,6 +255,8 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 
 	if (l7 != NS_L7_HTTP && l7 != NS_L7_DNS)
 		return;
+	if (l7 == NS_L7_HTTP)
+		bpf_map_delete_elem(&l7_skip, key);
 	ns_l7_header(&e, c, key, 0, 0, l7, NS_L7_RECV, NS_L7_CLOSED);
 	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e), ns_l7_wakeup()))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
@@ -277,7 +290,16 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	if (!s)
 		return;
 	want = len < l7_capture_bytes ? len : l7_capture_bytes;
-	got = ns_copy_call(s->data, want, &flags, btf);
+	if (l7 == NS_L7_HTTP) {
+		struct ns_l7_skip *skip = bpf_map_lookup_elem(&l7_skip, key);
+		__u64 end = send ? c->bytes_written : c->bytes_read;
+
+		if (skip && end <= skip->until[send ? NS_L7_SEND : NS_L7_RECV]) {
+			want = 0; /* all body: the length is enough */
+			flags |= NS_L7_SKIPPED;
+		}
+	}
+	got = want ? ns_copy_call(s->data, want, &flags, btf) : 0;
 	if (l7 == NS_L7_UNKNOWN) {
 		if (got < 4)
 			return; /* decided by the next call that shows four bytes */

@@ -204,6 +204,11 @@ TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
     ExpectEvent(c[3], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
                 head, head.size());
     EXPECT_EQ(c[0].e.conn_direction, NS_CONN_DIR_OUTGOING);
+    // Where each call starts in its direction's byte stream.
+    EXPECT_EQ(c[0].e.offset, 0u);
+    EXPECT_EQ(c[1].e.offset, 0u);
+    EXPECT_EQ(c[2].e.offset, request.size());
+    EXPECT_EQ(c[3].e.offset, whole.size());
     EXPECT_LT(c[0].e.ts_ns, c[1].e.ts_ns);
 
     std::vector<Payload> s = Events(t.server_port, 4);

@@ -25,6 +25,16 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
       event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived,
       captured, event.len, event.ts_ns);
   Harvest(conn, 0);
+  if (options_.skip_hint && event.direction <= NS_L7_RECV) {
+    const uint64_t due = conn.parser.BodyBytesDue(
+        event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived);
+    const uint64_t until = event.offset + event.len + due;
+    if (due >= options_.min_skip_bytes && until > conn.skip.until[event.direction]) {
+      conn.skip.until[event.direction] = until;
+      options_.skip_hint(event.sk, event.peer, conn.skip);
+      ++counters_.skip_hints;
+    }
+  }
 }
 
 void HttpTable::OnClose(uint64_t sk, uint64_t ts_ns) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -28,6 +29,10 @@ class HttpTable {
     size_t max_path_len = 256;
     // Connections parsed at once; beyond it the least recently active one is dropped (counted).
     size_t max_connections = 16384;
+    // Told when a body of at least min_skip_bytes lies ahead in a direction: the probe need not
+    // copy the calls that end by until[direction] (struct ns_l7_skip). nullptr: never told.
+    std::function<void(uint64_t sk, uint64_t peer, const ns_l7_skip& skip)> skip_hint;
+    uint64_t min_skip_bytes = 64 * 1024;
   };
 
   struct Counters {
@@ -36,6 +41,7 @@ class HttpTable {
     uint64_t evicted = 0;      // dropped to stay within max_connections
     uint64_t exchanges = 0;    // request/response pairs counted into records
     uint64_t unanswered = 0;   // requests without a response when their connection ended
+    uint64_t skip_hints = 0;   // bodies the probe was told not to copy
   };
 
   explicit HttpTable(Options options);
@@ -86,6 +92,7 @@ class HttpTable {
     bool failure_counted = false;
     std::array<RecentKey, 4> recent{};
     size_t next_recent = 0;
+    ns_l7_skip skip{};  // what the probe was last told
   };
 
   Conn& Find(const ns_l7_event& event);

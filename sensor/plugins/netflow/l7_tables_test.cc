@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -146,11 +147,11 @@ TEST(HttpTable, ExchangesOfOneKeyFoldAcrossConnections) {
 TEST(HttpTable, AKeepAliveConnectionCountsIntoEachIntervalOnce) {
   HttpTable table({.ephemeral_port = kEphemeral});
   auto exchange = [&](uint64_t ts) {
-    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
-                        NS_L7_SEND, ts, kGet.size(), 7, "wrk"),
+    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                        ts, kGet.size(), 7, "wrk"),
                   kGet);
-    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
-                        NS_L7_RECV, ts + 50, kOk.size(), 7, "wrk"),
+    table.OnEvent(Event(3, "127.0.0.1", 40003, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                        ts + 50, kOk.size(), 7, "wrk"),
                   kOk);
   };
   exchange(100);
@@ -163,6 +164,44 @@ TEST(HttpTable, AKeepAliveConnectionCountsIntoEachIntervalOnce) {
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].count(), 1u);
   EXPECT_EQ(second[0].bytes_read(), kOk.size());
+}
+
+TEST(HttpTable, ALargeBodyAheadIsHintedOnceNotToBeCopied) {
+  std::vector<std::pair<uint64_t, ns_l7_skip>> hints;
+  HttpTable table({.ephemeral_port = kEphemeral,
+                   .skip_hint = [&](uint64_t sk, uint64_t, const ns_l7_skip& skip) {
+                     hints.emplace_back(sk, skip);
+                   }});
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+  ns_l7_event get = Event(4, "127.0.0.1", 40004, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                          NS_L7_SEND, 100, kGet.size(), 7, "curl");
+  table.OnEvent(get, kGet);
+  // The head and the first 16 KiB of body in one read, of which 4 KiB were copied.
+  std::string first = head + std::string(4096 - head.size(), 'b');
+  ns_l7_event read = Event(4, "127.0.0.1", 40004, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                           NS_L7_RECV, 200, 16384, 7, "curl");
+  table.OnEvent(read, first);
+  ASSERT_EQ(hints.size(), 1u);
+  EXPECT_EQ(hints[0].first, 4u);
+  EXPECT_EQ(hints[0].second.until[NS_L7_RECV], head.size() + 1000000);
+  EXPECT_EQ(hints[0].second.until[NS_L7_SEND], 0u);
+  // The rest arrives as skipped calls (length only); no new hint, and the exchange completes.
+  uint64_t offset = 16384;
+  const uint64_t total = head.size() + 1000000;
+  while (offset < total) {
+    ns_l7_event skipped = read;
+    skipped.offset = offset;
+    skipped.len = static_cast<uint32_t>(std::min<uint64_t>(65536, total - offset));
+    skipped.flags = NS_L7_SKIPPED;
+    skipped.ts_ns += offset;
+    table.OnEvent(skipped, {});
+    offset += skipped.len;
+  }
+  EXPECT_EQ(hints.size(), 1u);
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].bytes_read(), total);
+  EXPECT_EQ(table.counters().skip_hints, 1u);
 }
 
 TEST(HttpTable, AReusedSocketAddressStartsANewConnection) {

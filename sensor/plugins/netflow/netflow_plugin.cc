@@ -52,6 +52,7 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
       });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
+  l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
   if (Status added =
           probe_.ring()->Add(bpf_map__fd((*skel)->maps.l7_events),
                              [this](std::span<const std::byte> record) { OnL7Record(record); });
@@ -112,8 +113,14 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   http_.reset();
   dns_.reset();
   if (options_.httpflow) {
-    http_ = std::make_unique<HttpTable>(HttpTable::Options{
-        .ephemeral_port = options_.ephemeral_port, .max_path_len = options_.l7_path_max});
+    HttpTable::Options http{.ephemeral_port = options_.ephemeral_port,
+                            .max_path_len = options_.l7_path_max};
+    http.skip_hint = [this](uint64_t sk, uint64_t peer, const ns_l7_skip& skip) {
+      const ns_conn_key key{sk, peer};
+      // Best effort: a failed update only means the body is copied after all.
+      if (l7_skip_fd_ >= 0) bpf_map_update_elem(l7_skip_fd_, &key, &skip, BPF_ANY);
+    };
+    http_ = std::make_unique<HttpTable>(std::move(http));
   }
   if (options_.dnsflow) {
     DnsTable::Options dns;
@@ -288,6 +295,7 @@ void NetflowPlugin::Stop() {
   if (poller_.joinable()) poller_.join();
   probe_.Teardown();
   conns_fd_ = -1;
+  l7_skip_fd_ = -1;
 }
 
 NetflowPlugin::Counters NetflowPlugin::counters() const {

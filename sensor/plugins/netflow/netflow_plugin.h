@@ -106,7 +106,8 @@ class NetflowPlugin {
   std::map<uint32_t, std::set<uint16_t>> listeners_;
 
   bpf::LoadedProbe probe_;
-  int conns_fd_ = -1;  // the `conns` map, read once per interval
+  int conns_fd_ = -1;    // the `conns` map, read once per interval
+  int l7_skip_fd_ = -1;  // `l7_skip`: bodies the probe need not copy
 
   std::thread poller_;
   std::atomic<bool> stop_{false};

@@ -61,6 +61,10 @@ class MessageStream {
   uint64_t message_start_ns() const { return message_start_ns_; }
   const std::string& error() const { return error_; }
   uint64_t uncaptured_bytes() const { return uncaptured_bytes_; }
+  // Bytes that are certainly body (or chunk data) ahead of the stream: the capture can skip them.
+  uint64_t body_bytes_due() const {
+    return state_ == State::kBody || state_ == State::kChunkData ? remaining_ : 0;
+  }
 
  private:
   enum class State {

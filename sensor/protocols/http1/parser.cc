@@ -184,6 +184,13 @@ void Connection::FailBeforeRole(std::string reason, uint64_t total_len) {
   Fail(std::move(reason));
 }
 
+uint64_t Connection::BodyBytesDue(Direction direction) const {
+  if (role_ == Role::kUnknown || failed_ || upgraded_ || closed_) return 0;
+  // The client sends requests and receives responses; the server the other way round.
+  const bool requests = (role_ == Role::kClient) == (direction == Direction::kSent);
+  return (requests ? requests_ : responses_).body_bytes_due();
+}
+
 void Connection::Drive(bool requests, Input in) {
   MessageStream& stream = requests ? requests_ : responses_;
   for (;;) {

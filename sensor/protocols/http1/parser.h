@@ -62,6 +62,9 @@ class Connection {
   // 101 Switching Protocols or a successful CONNECT: the rest is another protocol.
   bool upgraded() const { return upgraded_; }
   Role role() const { return role_; }
+  // Bytes the next calls in `direction` will carry that are body only, known from the framing
+  // (a Content-Length or a chunk size); 0 when unknown. The probe need not copy them.
+  uint64_t BodyBytesDue(Direction direction) const;
   Counters counters() const;
 
  private:

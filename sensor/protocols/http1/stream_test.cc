@@ -131,6 +131,26 @@ TEST(Http1Stream, ChunkedBodyBeyondTheWindowWhenEachWriteIsOneChunk) {
   EXPECT_EQ(got[0].response_bytes, sent);
 }
 
+TEST(Http1Stream, BodyBytesDueFollowLengthAndChunks) {
+  Connection client;
+  const std::string_view get = "GET /big HTTP/1.1\r\nHost: a\r\n\r\n"sv;
+  client.Feed(Direction::kSent, get, get.size(), 1);
+  EXPECT_EQ(client.BodyBytesDue(Direction::kSent), 0u);  // a GET has no body
+  const std::string_view head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"sv;
+  client.Feed(Direction::kReceived, head, head.size() + 1000, 2);  // head + 1000 body bytes
+  EXPECT_EQ(client.BodyBytesDue(Direction::kReceived), 99000u);
+  client.Feed(Direction::kReceived, {}, 99000, 3);
+  EXPECT_EQ(client.BodyBytesDue(Direction::kReceived), 0u);
+  ASSERT_EQ(client.TakeExchanges().size(), 1u);
+
+  Connection server;
+  const std::string_view post =
+      "POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n"sv;
+  server.Feed(Direction::kReceived, post, post.size(), 1);
+  EXPECT_EQ(server.BodyBytesDue(Direction::kReceived), 0x10000u);  // this chunk's data only
+  EXPECT_EQ(server.BodyBytesDue(Direction::kSent), 0u);
+}
+
 TEST(Http1Stream, GapInsideAChunkSizeLineFails) {
   Connection conn;
   std::string body;
