@@ -61,7 +61,7 @@ struct ns_l7_event {
 	__u64 sk;        /* struct sock address: the connection, as in struct ns_conn_key */
 	__u64 peer;      /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0 */
 	__u64 ts_ns;     /* bpf_ktime_get_ns() when the call returned its bytes */
-	__u64 cgroup_id; /* of the calling task */
+	__u64 cgroup_id; /* of the task that named the connection (ns_conn.cgroup_id) */
 	__u8 saddr[16];  /* local; IPv4 as v4-mapped IPv6 */
 	__u8 daddr[16];  /* remote */
 	__u32 pid;       /* tgid of the calling task */

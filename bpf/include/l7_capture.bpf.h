@@ -219,7 +219,7 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 	e->sk = key->sk;
 	e->peer = key->peer;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = c->cgroup_id; /* of the task netflow named the socket by */
 	__builtin_memcpy(e->saddr, c->saddr, 16);
 	__builtin_memcpy(e->daddr, c->daddr, 16);
 	e->pid = bpf_get_current_pid_tgid() >> 32;
@@ -290,12 +290,17 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	if (!s)
 		return;
 	want = len < l7_capture_bytes ? len : l7_capture_bytes;
-	if (l7 == NS_L7_HTTP) {
+	/* Only a call longer than the window is worth not copying; the lookup costs every call. */
+	if (l7 == NS_L7_HTTP && len > want) {
 		struct ns_l7_skip *skip = bpf_map_lookup_elem(&l7_skip, key);
 		__u64 end = send ? c->bytes_written : c->bytes_read;
 
 		if (skip && end <= skip->until[send ? NS_L7_SEND : NS_L7_RECV]) {
-			want = 0; /* all body: the length is enough */
+			/* All body. Before the body's last call nothing is said: user space sees
+			 * the bytes in the next event's offset. The last one says the body ended. */
+			if (end < skip->until[send ? NS_L7_SEND : NS_L7_RECV])
+				return;
+			want = 0;
 			flags |= NS_L7_SKIPPED;
 		}
 	}

@@ -21,9 +21,15 @@ HttpTable::Conn& HttpTable::Find(const ns_l7_event& event) {
 void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured) {
   Conn& conn = Find(event);
   conn.last = event;
-  conn.parser.Feed(
-      event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived,
-      captured, event.len, event.ts_ns);
+  const http1::Direction direction =
+      event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived;
+  const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
+  if (conn.seen[d] && event.offset > conn.next_offset[d]) {
+    conn.parser.Feed(direction, {}, event.offset - conn.next_offset[d], event.ts_ns);
+  }
+  conn.seen[d] = true;
+  conn.next_offset[d] = event.offset + event.len;
+  conn.parser.Feed(direction, captured, event.len, event.ts_ns);
   Harvest(conn, 0);
   if (options_.skip_hint && event.direction <= NS_L7_RECV) {
     const uint64_t due = conn.parser.BodyBytesDue(

@@ -185,18 +185,15 @@ TEST(HttpTable, ALargeBodyAheadIsHintedOnceNotToBeCopied) {
   EXPECT_EQ(hints[0].first, 4u);
   EXPECT_EQ(hints[0].second.until[NS_L7_RECV], head.size() + 1000000);
   EXPECT_EQ(hints[0].second.until[NS_L7_SEND], 0u);
-  // The rest arrives as skipped calls (length only); no new hint, and the exchange completes.
-  uint64_t offset = 16384;
+  // The probe says nothing of the calls inside the body but the last, which it reports by
+  // length: the parser takes the bytes in between from its offset.
   const uint64_t total = head.size() + 1000000;
-  while (offset < total) {
-    ns_l7_event skipped = read;
-    skipped.offset = offset;
-    skipped.len = static_cast<uint32_t>(std::min<uint64_t>(65536, total - offset));
-    skipped.flags = NS_L7_SKIPPED;
-    skipped.ts_ns += offset;
-    table.OnEvent(skipped, {});
-    offset += skipped.len;
-  }
+  ns_l7_event last = read;
+  last.len = 1000;
+  last.offset = total - last.len;
+  last.flags = NS_L7_SKIPPED;
+  last.ts_ns = 900;
+  table.OnEvent(last, {});
   EXPECT_EQ(hints.size(), 1u);
   std::vector<v1::HttpflowEvent> records = table.Flush(1);
   ASSERT_EQ(records.size(), 1u);
