@@ -2,38 +2,17 @@
 #include <gtest/gtest.h>
 
 #include "aggregator/ingest/convert.h"
+#include "aggregator/ingest/convert_testing.h"
 #include "common/records/latency.h"
 #include "common/records/record.h"
 
 namespace nodescope::aggregator::ingest {
 namespace {
 
+using namespace testing;
+
 using records::FindField;
 using records::FindTag;
-using P = std::pair<std::string, std::string>;
-
-struct Fixture {
-  std::string node = "node-1";
-  google::protobuf::RepeatedPtrField<v1::Tag> extra;
-  BatchContext context() const { return {node, extra}; }
-  void Extra(const std::string& key, const std::string& value) {
-    v1::Tag* t = extra.Add();
-    t->set_key(key);
-    t->set_value(value);
-  }
-};
-
-std::vector<P> Tags(const v1::Record& r) {
-  std::vector<P> out;
-  for (const v1::Tag& t : r.tags()) out.emplace_back(t.key(), t.value());
-  return out;
-}
-
-std::string Bytes(std::initializer_list<int> octets) {
-  std::string out;
-  for (int o : octets) out.push_back(static_cast<char>(o));
-  return out;
-}
 
 // Three GETs by curl (pid 3121) from 127.0.0.1 to example.test (198.18.0.2:80), ephemeral
 // source port folded.

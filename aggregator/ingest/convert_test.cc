@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "aggregator/ingest/convert_testing.h"
 #include "common/records/record.h"
 
 namespace nodescope::aggregator::ingest {
 namespace {
+
+using namespace testing;
 
 using records::FindField;
 using records::FindTag;
@@ -23,18 +26,6 @@ v1::Event ProcessEvent(v1::ProcessEvent::Kind kind) {
   p->set_cgroup_id(12345678901234);
   p->set_filename("/usr/bin/true");
   return event;
-}
-
-struct Fixture {
-  std::string node = "node-1";
-  google::protobuf::RepeatedPtrField<v1::Tag> extra;
-  BatchContext context() const { return {node, extra}; }
-};
-
-std::vector<std::pair<std::string, std::string>> Tags(const v1::Record& r) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const v1::Tag& t : r.tags()) out.emplace_back(t.key(), t.value());
-  return out;
 }
 
 TEST(ConvertProcess, ExecHasEveryTagAndField) {
@@ -170,12 +161,6 @@ TEST(ConvertProcess, RecycledRecordsAreRewrittenWhole) {
             R"("host":"node-1","pid":"7","ppid":"1","process_name":"true","user":"root",)"
             R"("cgroup_id":"12345678901234"},"fields":{"event":"fork"}})"
             "\n");
-}
-
-std::string Bytes(std::initializer_list<int> octets) {
-  std::string out;
-  for (int o : octets) out.push_back(static_cast<char>(o));
-  return out;
 }
 
 // curl (pid 3121) on 127.0.0.1 fetching from 198.18.0.2:80, ephemeral source port folded.
