@@ -21,7 +21,8 @@ function(nodescope_bpf_skeleton)
   foreach(dir ${NODESCOPE_BPF_INCLUDES})
     list(APPEND inc_flags -I${dir})
   endforeach()
-  file(GLOB bpf_headers ${PROJECT_SOURCE_DIR}/bpf/abi/*.h ${PROJECT_SOURCE_DIR}/bpf/include/*.h)
+  file(GLOB bpf_headers CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/bpf/abi/*.h
+       ${PROJECT_SOURCE_DIR}/bpf/include/*.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}

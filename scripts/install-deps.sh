@@ -26,6 +26,8 @@ packages=(
   nginx wrk libbpf-tools iputils-ping
   # dnsflow tests: the DNS server and client
   dnsmasq-base bind9-dnsutils
+  # httpflow-tls tests: nginx's self-signed certificate
+  openssl
 )
 
 missing=()

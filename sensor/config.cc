@@ -45,7 +45,7 @@ config::Schema BuildSchema(SensorConfig* c) {
         "port -> name for dst_service_name, ahead of /etc/services (Netdata's [service name])");
   s.List("l7net_enabled", &c->l7net_enabled, kKnownL7,
          "L7 parts of ebpf-net: httpflow (HTTP/1.x requests), httpflow-tls (HTTPS through "
-         "OpenSSL; not in this build); dnsflow is always on");
+         "the host's OpenSSL 3, with httpflow); dnsflow is always on");
   s.Int("l7_capture_bytes", &c->l7_capture_bytes, 64, 4096,
         "bytes of each send/receive on an HTTP or DNS connection copied for parsing; a request "
         "or response head longer than this is not parsed");

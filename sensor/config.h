@@ -19,7 +19,7 @@ inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net"};
 // L7 parts of ebpf-net that l7net_enabled accepts (DataKit's names), and the ones built. dnsflow
 // is always on with ebpf-net, as in DataKit.
 inline const std::vector<std::string> kKnownL7 = {"httpflow", "httpflow-tls"};
-inline const std::vector<std::string> kBuiltL7 = {"httpflow"};
+inline const std::vector<std::string> kBuiltL7 = {"httpflow", "httpflow-tls"};
 
 struct SensorConfig {
   std::string hostname;  // "" = the node's hostname

@@ -42,8 +42,12 @@ Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config) {
   o.filter.ips = config.ips;
   o.filter.hostnames = config.hostnames;
   o.filter.service_names = config.service_names;
-  o.httpflow = std::find(config.l7net_enabled.begin(), config.l7net_enabled.end(), "httpflow") !=
-               config.l7net_enabled.end();
+  auto enabled = [&](const char* part) {
+    return std::find(config.l7net_enabled.begin(), config.l7net_enabled.end(), part) !=
+           config.l7net_enabled.end();
+  };
+  o.httpflow_tls = enabled("httpflow-tls");
+  o.httpflow = enabled("httpflow") || o.httpflow_tls;  // HTTPS records are httpflow records
   o.l7_capture_bytes = static_cast<uint32_t>(config.l7_capture_bytes);
   o.l7_path_max = static_cast<size_t>(config.l7_path_max);
   o.dns_timeout = config.dns_timeout;

@@ -26,6 +26,8 @@ enum ns_l7_protocol {
 };
 #define NS_CONN_L7_SHIFT 3
 #define NS_CONN_L7_MASK (3 << NS_CONN_L7_SHIFT)
+/* struct ns_conn.flags: OpenSSL plaintext of this connection was sent (its close is said too). */
+#define NS_CONN_TLS (1 << 5)
 
 /* Bits of the probe's read-only `l7_capture`: which protocols to copy payload of. */
 #define NS_L7_HTTP_ON 1
@@ -46,6 +48,9 @@ enum ns_l7_event_flag {
 	NS_L7_CLOSED = 1 << 2,
 	/* Only body bytes, as user space said (struct ns_l7_skip): not copied. */
 	NS_L7_SKIPPED = 1 << 3,
+	/* Plaintext of an OpenSSL SSL_read/SSL_write on the connection; len is what the call
+	 * moved, offset is 0. A separate stream from the connection's own (ciphertext) bytes. */
+	NS_L7_TLS = 1 << 4,
 };
 
 /* Value of `l7_skip`, by struct ns_conn_key, written by user space: the parser knows from a
@@ -53,6 +58,8 @@ enum ns_l7_event_flag {
  * bytes_written / bytes_read) are body, so calls that end before it are not copied. */
 struct ns_l7_skip {
 	__u64 until[2]; /* [enum ns_l7_direction] */
+	__u64 start_ns; /* ns_conn.start_ns of the connection meant: a hint that arrives after its
+			 * socket closed must not apply to a new socket at the same address */
 };
 
 /* One send or receive on a connection of interest; a ring buffer record of
@@ -78,15 +85,16 @@ struct ns_l7_event {
 	__u8 flags;      /* enum ns_l7_event_flag */
 	__u8 pad[6];
 	__u64 offset;    /* bytes this socket had moved in this direction before the call */
+	__u64 conn_start_ns; /* ns_conn.start_ns: tells this socket from a later one at its address */
 	__u8 comm[NS_TASK_COMM_LEN];
 };
 
 /* Counters of the l7 part share the probe's per-CPU array, after netflow's slots. */
 
 #ifdef __cplusplus
-static_assert(sizeof(struct ns_l7_event) == 120, "ns_l7_event layout changed");
-static_assert(sizeof(struct ns_l7_skip) == 16, "ns_l7_skip layout changed");
+static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
+static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
 #else
-_Static_assert(sizeof(struct ns_l7_event) == 120, "ns_l7_event layout changed");
-_Static_assert(sizeof(struct ns_l7_skip) == 16, "ns_l7_skip layout changed");
+_Static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
+_Static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
 #endif

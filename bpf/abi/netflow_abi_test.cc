@@ -27,13 +27,28 @@ std::vector<AbiMember> CloseLayout() {
 
 std::vector<AbiMember> L7EventLayout() {
   using E = ns_l7_event;
-  return {NS_ABI_MEMBER(E, sk),        NS_ABI_MEMBER(E, peer),           NS_ABI_MEMBER(E, ts_ns),
-          NS_ABI_MEMBER(E, cgroup_id), NS_ABI_MEMBER(E, saddr),          NS_ABI_MEMBER(E, daddr),
-          NS_ABI_MEMBER(E, pid),       NS_ABI_MEMBER(E, netns),          NS_ABI_MEMBER(E, len),
-          NS_ABI_MEMBER(E, captured),  NS_ABI_MEMBER(E, sport),          NS_ABI_MEMBER(E, dport),
-          NS_ABI_MEMBER(E, family),    NS_ABI_MEMBER(E, protocol),       NS_ABI_MEMBER(E, l7),
-          NS_ABI_MEMBER(E, direction), NS_ABI_MEMBER(E, conn_direction), NS_ABI_MEMBER(E, flags),
-          NS_ABI_MEMBER(E, pad),       NS_ABI_MEMBER(E, offset),         NS_ABI_MEMBER(E, comm)};
+  return {NS_ABI_MEMBER(E, sk),
+          NS_ABI_MEMBER(E, peer),
+          NS_ABI_MEMBER(E, ts_ns),
+          NS_ABI_MEMBER(E, cgroup_id),
+          NS_ABI_MEMBER(E, saddr),
+          NS_ABI_MEMBER(E, daddr),
+          NS_ABI_MEMBER(E, pid),
+          NS_ABI_MEMBER(E, netns),
+          NS_ABI_MEMBER(E, len),
+          NS_ABI_MEMBER(E, captured),
+          NS_ABI_MEMBER(E, sport),
+          NS_ABI_MEMBER(E, dport),
+          NS_ABI_MEMBER(E, family),
+          NS_ABI_MEMBER(E, protocol),
+          NS_ABI_MEMBER(E, l7),
+          NS_ABI_MEMBER(E, direction),
+          NS_ABI_MEMBER(E, conn_direction),
+          NS_ABI_MEMBER(E, flags),
+          NS_ABI_MEMBER(E, pad),
+          NS_ABI_MEMBER(E, offset),
+          NS_ABI_MEMBER(E, conn_start_ns),
+          NS_ABI_MEMBER(E, comm)};
 }
 
 TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
@@ -79,7 +94,8 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                        {"flags", 89, 1},
                                                        {"pad", 90, 6},
                                                        {"offset", 96, 8},
-                                                       {"comm", 104, NS_TASK_COMM_LEN}});
+                                                       {"conn_start_ns", 104, 8},
+                                                       {"comm", 112, NS_TASK_COMM_LEN}});
 }
 
 TEST(NetflowAbi, BpfObjectLayoutMatchesCxx) {

@@ -235,6 +235,7 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 	e->conn_direction = c->direction;
 	e->flags = flags;
 	e->offset = moved >= len ? moved - len : 0;
+	e->conn_start_ns = c->start_ns;
 	__builtin_memcpy(e->comm, c->comm, NS_TASK_COMM_LEN);
 }
 
@@ -251,13 +252,15 @@ static __always_inline __u64 ns_l7_wakeup(void)
 static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn_key *key)
 {
 	__u8 l7 = (c->flags & NS_CONN_L7_MASK) >> NS_CONN_L7_SHIFT;
+	bool tls = c->flags & NS_CONN_TLS;
 	struct ns_l7_event e;
 
-	if (l7 != NS_L7_HTTP && l7 != NS_L7_DNS)
+	if (l7 != NS_L7_HTTP && l7 != NS_L7_DNS && !tls)
 		return;
 	if (l7 == NS_L7_HTTP)
 		bpf_map_delete_elem(&l7_skip, key);
-	ns_l7_header(&e, c, key, 0, 0, l7, NS_L7_RECV, NS_L7_CLOSED);
+	ns_l7_header(&e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
+		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
 	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e), ns_l7_wakeup()))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
@@ -295,7 +298,8 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 		struct ns_l7_skip *skip = bpf_map_lookup_elem(&l7_skip, key);
 		__u64 end = send ? c->bytes_written : c->bytes_read;
 
-		if (skip && end <= skip->until[send ? NS_L7_SEND : NS_L7_RECV]) {
+		if (skip && skip->start_ns == c->start_ns &&
+		    end <= skip->until[send ? NS_L7_SEND : NS_L7_RECV]) {
 			/* All body. Before the body's last call nothing is said: user space sees
 			 * the bytes in the next event's offset. The last one says the body ended. */
 			if (end < skip->until[send ? NS_L7_SEND : NS_L7_RECV])

@@ -51,6 +51,7 @@ struct {
 } events SEC(".maps");
 
 #include "l7_capture.bpf.h"
+#include "l7_tls.bpf.h"
 
 
 static __always_inline bool family_wanted(__u16 family)
@@ -355,6 +356,8 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 		__sync_fetch_and_add(&c->bytes_read, ret);
 	if (protocol == IPPROTO_TCP)
 		read_tcp_stats(c, sk, btf);
+	if (l7_tls && protocol == IPPROTO_TCP)
+		ns_tls_saw_socket(&key);
 	if (l7_capture)
 		ns_l7_capture(c, &key, ret, send, btf);
 	return 0;

@@ -76,8 +76,9 @@ struct SkeletonOps {
   bpf_map* (*counters_map)(Skel*);  // its per-CPU counters
 };
 
-// Opens the skeleton, lets `configure` set its read-only data, loads only the programs of
-// `strategy`, attaches them and opens the ring buffer with `handler`; hands all of it to `probe`.
+// Opens the skeleton, selects the programs of `strategy`, lets `configure` set its read-only data
+// (and turn on programs outside every strategy, which it then attaches itself), loads, attaches
+// the strategy's programs and opens the ring buffer with `handler`; hands all of it to `probe`.
 // Returns the skeleton, owned by `probe` until its Teardown.
 template <typename Skel>
 Result<Skel*> LoadSkeleton(LoadedProbe& probe, const SkeletonOps<Skel>& ops,
@@ -86,8 +87,9 @@ Result<Skel*> LoadSkeleton(LoadedProbe& probe, const SkeletonOps<Skel>& ops,
   LibbpfLogCapture capture;
   std::unique_ptr<Skel, void (*)(Skel*)> skel(ops.open(), ops.destroy);
   if (!skel) return Status::Error("open: " + LibbpfErrorText(errno));
-  if (configure) configure(skel.get());
   if (Status s = SelectPrograms(skel->obj, strategy); !s.ok()) return s;
+  // After the selection: `configure` may also turn on programs outside every strategy.
+  if (configure) configure(skel.get());
   if (int err = ops.load(skel.get()); err != 0) {
     return Status::Error("load: " + LibbpfErrorText(err));
   }

@@ -55,12 +55,17 @@ std::string Config(const NginxOptions& o, const std::string& prefix) {
     << "  keepalive_timeout " << o.keepalive_timeout_s << ";\n"
     << "  keepalive_requests " << o.keepalive_requests << ";\n"
     << "  server {\n";
-  for (const auto& addr : o.listen) c << "    listen " << HostPort(addr, o.port) << ";\n";
+  for (const auto& addr : o.listen) {
+    c << "    listen " << HostPort(addr, o.port) << (o.tls ? " ssl" : "") << ";\n";
+  }
+  if (o.tls) {
+    c << "    ssl_certificate " << prefix << "/cert.pem;\n"
+      << "    ssl_certificate_key " << prefix << "/key.pem;\n";
+  }
   c << "    root " << prefix << "/html;\n";
   if (o.gzip) c << "    gzip on;\n    gzip_types text/plain;\n    gzip_min_length 1;\n";
   for (const auto& [path, upstream] : o.proxies) {
-    c << "    location " << path << " { proxy_pass " << upstream
-      << "; proxy_http_version 1.1; }\n";
+    c << "    location " << path << " { proxy_pass " << upstream << "; proxy_http_version 1.1; }\n";
   }
   for (const auto& [path, code] : o.returns) {
     c << "    location = " << path << " { return " << code
@@ -153,6 +158,14 @@ Result<std::unique_ptr<Nginx>> Nginx::Start(NginxOptions options) {
   for (const auto& [path, size] : options.files) {
     if (Status s = WriteFileOfSize(n->FilePath(path), size); !s.ok()) return s;
   }
+  if (options.tls) {
+    if (Status s =
+            Run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                 "/CN=localhost", "-keyout", prefix + "/key.pem", "-out", prefix + "/cert.pem"});
+        !s.ok()) {
+      return Status::Error("nginx: self-signed certificate: " + s.message());
+    }
+  }
   n->dir_->Write("nginx.conf", Config(options, prefix));
   const Netns* ns = options.ns;
   std::unique_ptr<Netns> root = Netns::Root();
@@ -191,7 +204,8 @@ Nginx::~Nginx() {
 }
 
 std::string Nginx::Url(const std::string& path, const std::string& addr) const {
-  return "http://" + HostPort(addr.empty() ? options_.listen.front() : addr, options_.port) + path;
+  return (options_.tls ? "https://" : "http://") +
+         HostPort(addr.empty() ? options_.listen.front() : addr, options_.port) + path;
 }
 
 std::vector<pid_t> Nginx::worker_pids() const { return ChildrenOf(process_->pid()); }

@@ -38,6 +38,8 @@ struct NginxOptions {
   std::map<std::string, std::string> proxies;
   // gzip text/plain responses (chunked: the length is unknown when the headers go out).
   bool gzip = false;
+  // HTTPS with a self-signed certificate made at start (openssl); Url() then says https.
+  bool tls = false;
 };
 
 // One access-log line. Everything nginx knows about the request, in its own terms:

@@ -31,12 +31,13 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   conn.next_offset[d] = event.offset + event.len;
   conn.parser.Feed(direction, captured, event.len, event.ts_ns);
   Harvest(conn, 0);
-  if (options_.skip_hint && event.direction <= NS_L7_RECV) {
+  if (options_.skip_hint && event.direction <= NS_L7_RECV && !(event.flags & NS_L7_TLS)) {
     const uint64_t due = conn.parser.BodyBytesDue(
         event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived);
     const uint64_t until = event.offset + event.len + due;
     if (due >= options_.min_skip_bytes && until > conn.skip.until[event.direction]) {
       conn.skip.until[event.direction] = until;
+      conn.skip.start_ns = event.conn_start_ns;
       options_.skip_hint(event.sk, event.peer, conn.skip);
       ++counters_.skip_hints;
     }

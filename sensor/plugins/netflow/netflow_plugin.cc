@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -49,10 +50,20 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
         s->rodata->l7_capture =
             (options_.httpflow ? NS_L7_HTTP_ON : 0) | (options_.dnsflow ? NS_L7_DNS_ON : 0);
         s->rodata->l7_capture_bytes = options_.l7_capture_bytes;
+        s->rodata->l7_tls = options_.httpflow && options_.httpflow_tls;
+        if (s->rodata->l7_tls) {
+          bpf_program* program = nullptr;
+          bpf_object__for_each_program(program, s->obj) {
+            if (std::string_view(bpf_program__name(program)).starts_with("tls__")) {
+              bpf_program__set_autoload(program, true);
+            }
+          }
+        }
       });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
+  if (options_.httpflow && options_.httpflow_tls) AttachTls((*skel)->obj);
   if (Status added =
           probe_.ring()->Add(bpf_map__fd((*skel)->maps.l7_events),
                              [this](std::span<const std::byte> record) { OnL7Record(record); });
@@ -161,6 +172,9 @@ void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
   }
   l7_events_.fetch_add(1, std::memory_order_relaxed);
   const std::byte* data = record.data() + sizeof(event);
+  // The plaintext of a TLS connection is its own stream: socket addresses are 8-byte aligned,
+  // so the low bit tells it from the connection's ciphertext.
+  if (event.flags & NS_L7_TLS) event.sk |= 1;
   if (event.flags & NS_L7_CLOSED) {
     if (http_) http_->OnClose(event.sk, event.ts_ns);
     if (dns_) dns_->OnClose(event.sk);
@@ -169,6 +183,50 @@ void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
   } else if (event.l7 == NS_L7_DNS && dns_) {
     dns_->OnEvent(event, {reinterpret_cast<const uint8_t*>(data), event.captured});
   }
+}
+
+void NetflowPlugin::AttachTls(bpf_object* object) {
+  // The dynamic OpenSSL 3 of the host: a uprobe on the file covers every process that maps it,
+  // those started later included. Copies elsewhere (containers' own images, static builds) and
+  // other TLS libraries are not covered, and the log says so.
+  const std::string root = options_.proc_root == "/proc" ? "" : options_.proc_root + "/1/root";
+  std::string library;
+  for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib64/libssl.so.3",
+                                "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"}) {
+    if (access((root + candidate).c_str(), R_OK) == 0) {
+      library = root + candidate;
+      break;
+    }
+  }
+  if (library.empty()) {
+    spdlog::warn("probe {}: httpflow-tls: no libssl.so.3 on the host; HTTPS is not covered",
+                 kProbe);
+    return;
+  }
+  std::vector<bpf::LinkPtr> links;
+  bpf_program* program = nullptr;
+  bpf_object__for_each_program(program, object) {
+    std::string_view name = bpf_program__name(program);
+    if (!name.starts_with("tls__")) continue;
+    // tls__ssl_read_ex_ret -> SSL_read_ex, a uretprobe.
+    std::string_view hook = name.substr(5);
+    const bool ret = hook.ends_with("_ret");
+    if (ret) hook.remove_suffix(4);
+    std::string function = "SSL_" + std::string(hook.substr(4));
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = function.c_str());
+    bpf_link* link = bpf_program__attach_uprobe_opts(program, -1, library.c_str(), 0, &opts);
+    if (link == nullptr) {
+      spdlog::warn("probe {}: httpflow-tls: {} on {}: {}; HTTPS is not covered", kProbe, function,
+                   library, bpf::LibbpfErrorText(errno));
+      return;
+    }
+    links.emplace_back(link, &bpf_link__destroy);
+  }
+  probe_.AdoptLinks(std::move(links));
+  spdlog::info(
+      "probe {}: httpflow-tls: OpenSSL of processes that map {}; statically linked "
+      "OpenSSL and other TLS libraries are not covered",
+      kProbe, library);
 }
 
 void NetflowPlugin::Emit(v1::Event event) {

@@ -35,6 +35,7 @@ struct NetflowOptions {
   FilterOptions filter;
   // L7 (httpflow, dnsflow): payload of HTTP and DNS connections, parsed in user space.
   bool httpflow = true;
+  bool httpflow_tls = false;  // OpenSSL 3 uprobes (libssl.so.3 of the host)
   bool dnsflow = true;
   uint32_t l7_capture_bytes = 4096;  // copied of each call, at most NS_L7_CAPTURE_MAX
   size_t l7_path_max = 256;
@@ -87,6 +88,8 @@ class NetflowPlugin {
   Status Attach(std::string_view strategy);
   void OnRecord(std::span<const std::byte> record);
   void OnL7Record(std::span<const std::byte> record);
+  // Uprobes on the host's libssl.so.3; what they cannot cover is logged.
+  void AttachTls(bpf_object* object);
   void PollLoop();
   void Emit(v1::Event event);
   // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
