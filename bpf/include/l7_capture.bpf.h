@@ -63,8 +63,9 @@ struct {
 /* sendmmsg/recvmmsg pass every message through sock_sendmsg/sock_recvmsg in vector order, but
  * nothing in the tracepoint says which one: the index is counted per thread. A thread is in one
  * system call at a time; a count is taken for the same call when the vector, the call and a
- * sub-millisecond gap agree, and restarts at 0 otherwise (glibc's resolver sends A and AAAA with
- * one sendmmsg, dig and libuv use it for single datagrams). */
+ * gap under 50 ms (a sender preempted on a busy machine) agree, and restarts at 0 otherwise,
+ * also once the count reached the vector's length (glibc's resolver sends A and AAAA with one
+ * sendmmsg, dig and libuv use it for single datagrams). */
 struct ns_mmsg_state {
 	__u64 vec;
 	__u64 ts_ns;
@@ -89,7 +90,7 @@ static __always_inline __u32 ns_mmsg_index(long nr, __u64 vec, __u64 vlen)
 		return 0;
 	st = bpf_map_lookup_elem(&l7_mmsg, &id);
 	if (!st || st->vec != vec || st->nr != nr || st->next >= vlen ||
-	    now - st->ts_ns > 1000000) {
+	    now - st->ts_ns > 50000000) {
 		bpf_map_update_elem(&l7_mmsg, &id, &fresh, BPF_ANY);
 		return 0;
 	}

@@ -305,8 +305,16 @@ TEST(PacketDropTest, DropsEveryNthPacketAndTcpStillDeliversEveryByte) {
   }
   CommandResult tables = RunCommand(pair->Exec(Side::kB, {"nft", "list", "tables"}));
   EXPECT_EQ(tables.out.find(table), std::string::npos) << tables.out;
-  // Without the table the same transfer retransmits nothing.
-  const uint64_t retrans_before = TcpRetransSegs(pair->ns(Side::kA));
+  // Without the table the same transfer retransmits nothing. The lossy transfer's sockets may
+  // still be retransmitting their last segments after curl returned: wait until the counter
+  // rests before taking the baseline.
+  uint64_t retrans_before = TcpRetransSegs(pair->ns(Side::kA));
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const uint64_t now = TcpRetransSegs(pair->ns(Side::kA));
+    if (now == retrans_before) break;
+    retrans_before = now;
+  }
   ASSIGN_OR_FAIL(c, Curl(&pair->ns(Side::kB), nginx->Url("/10m.bin")));
   EXPECT_EQ(c.size_download, 10 * kMiB);
   EXPECT_EQ(TcpRetransSegs(pair->ns(Side::kA)) - retrans_before, 0u);
