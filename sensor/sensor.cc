@@ -164,7 +164,13 @@ bool Sensor::Enabled(std::string_view plugin) const {
 
 std::vector<v1::ProbeStatus> Sensor::Probes() const {
   std::vector<v1::ProbeStatus> probes = {process_.probe_status()};
-  if (Enabled("ebpf-net")) probes.push_back(netflow_.probe_status());
+  if (Enabled("ebpf-net")) {
+    probes.push_back(netflow_.probe_status());
+    if (std::find(config_.l7net_enabled.begin(), config_.l7net_enabled.end(), "httpflow-tls") !=
+        config_.l7net_enabled.end()) {
+      probes.push_back(netflow_.tls_status());
+    }
+  }
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
       continue;

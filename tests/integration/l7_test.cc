@@ -169,6 +169,12 @@ void L7::HttpRecordsMatchNginxAccessLog(bool tls) {
   StartSensor(tls ? "l7net_enabled: [httpflow, httpflow-tls]\n" : "");
   const std::vector<std::string> insecure =
       tls ? std::vector<std::string>{"-k"} : std::vector<std::string>{};
+  if (tls) {
+    // The status names the library watched and what the uprobes cannot see.
+    const std::string status = HttpGet(stack_.sensor_http_port, "/debug/status");
+    EXPECT_NE(status.find("\"probe\": \"httpflow-tls\""), std::string::npos) << status;
+    EXPECT_NE(status.find("statically linked OpenSSL"), std::string::npos) << status;
+  }
 
   // Keep-alive: one curl, five requests on one connection (the text file gzip-chunked).
   std::vector<std::string> keepalive = {Which("curl"), "-s", "--compressed"};

@@ -189,6 +189,14 @@ void NetflowPlugin::AttachTls(bpf_object* object) {
   // The dynamic OpenSSL 3 of the host: a uprobe on the file covers every process that maps it,
   // those started later included. Copies elsewhere (containers' own images, static builds) and
   // other TLS libraries are not covered, and the log says so.
+  v1::ProbeStatus status;
+  status.set_probe("httpflow-tls");
+  status.set_strategy("uprobe");
+  status.set_state("failed");
+  auto publish = [&] {
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    tls_status_ = status;
+  };
   const std::string root = options_.proc_root == "/proc" ? "" : options_.proc_root + "/1/root";
   std::string library;
   for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib64/libssl.so.3",
@@ -199,8 +207,9 @@ void NetflowPlugin::AttachTls(bpf_object* object) {
     }
   }
   if (library.empty()) {
-    spdlog::warn("probe {}: httpflow-tls: no libssl.so.3 on the host; HTTPS is not covered",
-                 kProbe);
+    status.set_error("no libssl.so.3 on the host; HTTPS is not covered");
+    spdlog::warn("probe {}: httpflow-tls: {}", kProbe, status.error());
+    publish();
     return;
   }
   std::vector<bpf::LinkPtr> links;
@@ -216,17 +225,21 @@ void NetflowPlugin::AttachTls(bpf_object* object) {
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = function.c_str());
     bpf_link* link = bpf_program__attach_uprobe_opts(program, -1, library.c_str(), 0, &opts);
     if (link == nullptr) {
-      spdlog::warn("probe {}: httpflow-tls: {} on {}: {}; HTTPS is not covered", kProbe, function,
-                   library, bpf::LibbpfErrorText(errno));
+      status.set_error(function + " on " + library + ": " + bpf::LibbpfErrorText(errno) +
+                       "; HTTPS is not covered");
+      spdlog::warn("probe {}: httpflow-tls: {}", kProbe, status.error());
+      publish();
       return;
     }
     links.emplace_back(link, &bpf_link__destroy);
   }
   probe_.AdoptLinks(std::move(links));
-  spdlog::info(
-      "probe {}: httpflow-tls: OpenSSL of processes that map {}; statically linked "
-      "OpenSSL and other TLS libraries are not covered",
-      kProbe, library);
+  status.set_state("attached");
+  status.set_coverage("OpenSSL of the processes that map " + library +
+                      "; not covered: statically linked OpenSSL, other copies of libssl (a "
+                      "container's own image), other TLS libraries");
+  spdlog::info("probe {}: httpflow-tls: {}", kProbe, status.coverage());
+  publish();
 }
 
 void NetflowPlugin::Emit(v1::Event event) {
@@ -379,5 +392,10 @@ NetflowPlugin::Counters NetflowPlugin::counters() const {
 }
 
 v1::ProbeStatus NetflowPlugin::probe_status() const { return probe_.status(); }
+
+v1::ProbeStatus NetflowPlugin::tls_status() const {
+  std::lock_guard<std::mutex> lock(l7_mu_);
+  return tls_status_;
+}
 
 }  // namespace nodescope::sensor::netflow

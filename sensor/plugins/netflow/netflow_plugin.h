@@ -82,6 +82,9 @@ class NetflowPlugin {
   void Stop();
 
   v1::ProbeStatus probe_status() const;
+  // httpflow-tls's uprobes: which library they watch, and what they cannot see; state
+  // "disabled" when httpflow-tls is off.
+  v1::ProbeStatus tls_status() const;
   Counters counters() const;
 
  private:
@@ -119,6 +122,7 @@ class NetflowPlugin {
   // Copies of the tables' counters, for counters() from other threads.
   mutable std::mutex l7_mu_;
   HttpTable::Counters http_counters_;
+  v1::ProbeStatus tls_status_;  // under l7_mu_
   DnsTable::Counters dns_counters_;
 };
 
