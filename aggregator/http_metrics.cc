@@ -1,6 +1,7 @@
 #include "aggregator/http_metrics.h"
 
 #include "aggregator/ingest/convert.h"
+#include "aggregator/metrics.h"
 #include "common/records/latency.h"
 #include "common/records/record.h"
 #include "sensor/protocols/http1/parser.h"
@@ -8,12 +9,6 @@
 namespace nodescope::aggregator {
 
 namespace {
-
-prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
-                                                       const std::string& name,
-                                                       const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
-}
 
 // Bytes from the kernel or the peer as a label value (Prometheus wants UTF-8), reusing `out`.
 void AssignUtf8(const std::string& bytes, std::string* out) {

@@ -7,18 +7,14 @@
 
 #include "aggregator/aggregator.h"
 #include "aggregator/ingest/ingestor.h"
+#include "aggregator/metrics_testing.h"
 #include "common/http/server.h"
 #include "common/records/latency.h"
 
 namespace nodescope::aggregator {
 namespace {
 
-using LabelMap = std::map<std::string, std::string>;
-
-std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-  return std::string{static_cast<char>(a), static_cast<char>(b), static_cast<char>(c),
-                     static_cast<char>(d)};
-}
+using namespace testing;
 
 // `count` requests of curl to 127.0.0.1:80 (or nginx's side of them), `per_bucket` of them in
 // each listed bucket of kLatencyBounds (index kLatencyBounds.size(): above the last bound).
@@ -61,34 +57,6 @@ v1::DnsflowEvent Dns(int32_t rcode, uint64_t count, const std::string& process =
   d.set_rcode(rcode);
   d.set_count(count);
   return d;
-}
-
-LabelMap Labels(const prometheus::ClientMetric& m) {
-  LabelMap out;
-  for (const auto& l : m.label) out[l.name] = l.value;
-  return out;
-}
-
-std::vector<prometheus::ClientMetric> Series(prometheus::Registry& registry,
-                                             const std::string& name) {
-  for (const prometheus::MetricFamily& f : registry.Collect()) {
-    if (f.name == name) return f.metric;
-  }
-  return {};
-}
-
-// The series with exactly these labels; nullopt when there is none.
-std::optional<prometheus::ClientMetric> Find(prometheus::Registry& registry,
-                                             const std::string& name, const LabelMap& labels) {
-  for (const auto& m : Series(registry, name)) {
-    if (Labels(m) == labels) return m;
-  }
-  return std::nullopt;
-}
-
-double Value(prometheus::Registry& registry, const std::string& name, const LabelMap& labels) {
-  std::optional<prometheus::ClientMetric> m = Find(registry, name, labels);
-  return m ? m->counter.value : -1;
 }
 
 constexpr char kRequests[] = "nodescope_http_requests_total";

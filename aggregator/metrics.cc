@@ -2,13 +2,13 @@
 
 namespace nodescope::aggregator {
 
-namespace {
-
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
                                                        const std::string& name,
                                                        const std::string& help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
 }
+
+namespace {
 
 prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
                                                    const std::string& name,

@@ -17,6 +17,11 @@
 
 namespace nodescope::aggregator {
 
+// Registers (or finds) a counter family: every family the aggregator exports is built this way.
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help);
+
 // Drop reasons (the `reason` label of nodescope_records_dropped_total).
 inline constexpr char kDropSlowSubscriber[] = "slow_subscriber";
 inline constexpr char kDropSinkError[] = "sink_error";

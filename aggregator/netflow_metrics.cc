@@ -1,17 +1,12 @@
 #include "aggregator/netflow_metrics.h"
 
 #include "aggregator/ingest/convert.h"
+#include "aggregator/metrics.h"
 #include "common/records/record.h"
 
 namespace nodescope::aggregator {
 
 namespace {
-
-prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
-                                                       const std::string& name,
-                                                       const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
-}
 
 void Add(prometheus::Counter* counter, uint64_t value) {
   if (value != 0) counter->Increment(static_cast<double>(value));

@@ -7,17 +7,13 @@
 
 #include "aggregator/aggregator.h"
 #include "aggregator/ingest/ingestor.h"
+#include "aggregator/metrics_testing.h"
 #include "common/http/server.h"
 
 namespace nodescope::aggregator {
 namespace {
 
-using LabelMap = std::map<std::string, std::string>;
-
-std::string Ip4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
-  return std::string{static_cast<char>(a), static_cast<char>(b), static_cast<char>(c),
-                     static_cast<char>(d)};
-}
+using namespace testing;
 
 v1::NetflowEvent Flow(v1::NetflowEvent::Direction direction, uint32_t src_port, uint32_t dst_port,
                       uint64_t bytes_read, uint64_t bytes_written) {
@@ -35,33 +31,10 @@ v1::NetflowEvent Flow(v1::NetflowEvent::Direction direction, uint32_t src_port, 
   return n;
 }
 
-LabelMap Labels(const prometheus::ClientMetric& m) {
-  LabelMap out;
-  for (const auto& l : m.label) out[l.name] = l.value;
-  return out;
-}
-
-// The series of one family as a scrape sees them.
-std::vector<prometheus::ClientMetric> Series(prometheus::Registry& registry,
-                                             const std::string& name) {
-  for (const prometheus::MetricFamily& f : registry.Collect()) {
-    if (f.name == name) return f.metric;
-  }
-  return {};
-}
-
 double Total(prometheus::Registry& registry, const std::string& name) {
   double sum = 0;
   for (const auto& m : Series(registry, name)) sum += m.counter.value;
   return sum;
-}
-
-// The counter of the series with exactly these labels; -1 when there is none.
-double Value(prometheus::Registry& registry, const std::string& name, const LabelMap& labels) {
-  for (const auto& m : Series(registry, name)) {
-    if (Labels(m) == labels) return m.counter.value;
-  }
-  return -1;
 }
 
 TEST(NetflowMetrics, DefaultLabelsUseTheServerPortOfEachDirection) {
