@@ -294,35 +294,28 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
     std::optional<std::string> name = dns_ && ip ? dns_->DomainOf(*ip, mono) : std::nullopt;
     return name ? *name : std::string();
   };
-  for (v1::NetflowEvent& e : events) {
-    v1::Event event;
-    e.set_dst_domain(domain(e.dst_ip()));
-    *event.mutable_netflow() = std::move(e);
-    Emit(std::move(event));
-  }
-  records_.fetch_add(events.size(), std::memory_order_relaxed);
-  if (http_) {
-    std::vector<v1::HttpflowEvent> http = http_->Flush(interval.count());
-    for (v1::HttpflowEvent& e : http) {
+  // Every record kind names the remote side the same way and goes out the same way.
+  auto emit = [&](auto& records, auto* (v1::Event::*payload)()) {
+    for (auto& e : records) {
       v1::Event event;
       e.set_dst_domain(domain(e.dst_ip()));
-      *event.mutable_httpflow() = std::move(e);
+      *(event.*payload)() = std::move(e);
       Emit(std::move(event));
     }
-    http_records_.fetch_add(http.size(), std::memory_order_relaxed);
-    if (!http_->last_failure().empty()) {
+    return records.size();
+  };
+  records_.fetch_add(emit(events, &v1::Event::mutable_netflow), std::memory_order_relaxed);
+  if (http_) {
+    std::vector<v1::HttpflowEvent> http = http_->Flush(interval.count());
+    http_records_.fetch_add(emit(http, &v1::Event::mutable_httpflow), std::memory_order_relaxed);
+    // Once per newly failed connection, not on every report.
+    if (http_->counters().failed > http_counters_.failed) {
       spdlog::debug("probe {}: not parsed as HTTP: {}", kProbe, http_->last_failure());
     }
   }
   if (dns_) {
     std::vector<v1::DnsflowEvent> dns = dns_->Flush(interval.count(), mono);
-    for (v1::DnsflowEvent& e : dns) {
-      v1::Event event;
-      e.set_dst_domain(domain(e.dst_ip()));
-      *event.mutable_dnsflow() = std::move(e);
-      Emit(std::move(event));
-    }
-    dns_records_.fetch_add(dns.size(), std::memory_order_relaxed);
+    dns_records_.fetch_add(emit(dns, &v1::Event::mutable_dnsflow), std::memory_order_relaxed);
   }
   {
     std::lock_guard<std::mutex> lock(l7_mu_);
