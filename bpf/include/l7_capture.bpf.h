@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "bpf/abi/l7.h"
+#include "ringbuf.bpf.h"
 
 const volatile __u32 l7_capture = 0; /* NS_L7_*_ON bits (abi/l7.h); 0 copies nothing */
 const volatile __u32 l7_capture_bytes = NS_L7_CAPTURE_MAX;
@@ -240,11 +241,14 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 	__builtin_memcpy(e->comm, c->comm, NS_TASK_COMM_LEN);
 }
 
-static __always_inline __u64 ns_l7_wakeup(void)
+/* Sends the event built in `s` with `got` bytes of payload; a full ring is counted. */
+static __always_inline void ns_l7_send(struct ns_l7_scratch *s, __u32 got)
 {
-	return bpf_ringbuf_query(&l7_events, BPF_RB_AVAIL_DATA) > NS_L7_RINGBUF_BYTES / 4
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	/* got <= the window; the mask (a no-op) proves the record inside the scratch value. */
+	if (bpf_ringbuf_output(&l7_events, &s->e,
+			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)),
+			       ns_lazy_wakeup(&l7_events, NS_L7_RINGBUF_BYTES)))
+		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 
 /* A TCP connection whose payload was captured closed: said in the same ring as its payload, so
@@ -262,7 +266,8 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 		bpf_map_delete_elem(&l7_skip, key);
 	ns_l7_header(&e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
 		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
-	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e), ns_l7_wakeup()))
+	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e),
+			       ns_lazy_wakeup(&l7_events, NS_L7_RINGBUF_BYTES)))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 
@@ -322,8 +327,5 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	}
 
 	ns_l7_header(&s->e, c, key, len, got, l7, send ? NS_L7_SEND : NS_L7_RECV, flags);
-	/* got <= the window; the mask (a no-op) proves the record inside the scratch value. */
-	if (bpf_ringbuf_output(&l7_events, &s->e,
-			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)), ns_l7_wakeup()))
-		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
+	ns_l7_send(s, got);
 }

@@ -113,9 +113,7 @@ static __always_inline int ns_tls_exit(struct pt_regs *ctx, bool send, bool ex)
 	ns_l7_header(&s->e, c, &key, moved, got, NS_L7_HTTP, send ? NS_L7_SEND : NS_L7_RECV,
 		     NS_L7_TLS);
 	s->e.offset = 0; /* offsets are of the ciphertext stream: meaningless here */
-	if (bpf_ringbuf_output(&l7_events, &s->e,
-			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)), ns_l7_wakeup()))
-		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
+	ns_l7_send(s, got);
 out:
 	bpf_map_delete_elem(&tls_calls, &id);
 	return 0;

@@ -22,6 +22,7 @@
 
 #define NS_COUNTERS_MAX NS_NETFLOW_CNT_MAX
 #include "counters.bpf.h"
+#include "ringbuf.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -232,12 +233,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			fill_close(e, key.sk, c);
-			/* Waking the reader costs an irq_work per close (~1 us at high connection
-			 * rates); it polls every 100 ms anyway, so only a filling ring wakes it. */
-			bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >
-						      NS_NETFLOW_RINGBUF_BYTES / 4
-					      ? BPF_RB_FORCE_WAKEUP
-					      : BPF_RB_NO_WAKEUP);
+			bpf_ringbuf_submit(e, ns_lazy_wakeup(&events, NS_NETFLOW_RINGBUF_BYTES));
 		} else {
 			count(NS_NETFLOW_CNT_RINGBUF_DROPS);
 		}
