@@ -24,10 +24,9 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   const http1::Direction direction =
       event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived;
   const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
-  if (conn.seen[d] && event.offset > conn.next_offset[d]) {
+  if (conn.next_offset[d] != 0 && event.offset > conn.next_offset[d]) {
     conn.parser.Feed(direction, {}, event.offset - conn.next_offset[d], event.ts_ns);
   }
-  conn.seen[d] = true;
   conn.next_offset[d] = event.offset + event.len;
   conn.parser.Feed(direction, captured, event.len, event.ts_ns);
   Harvest(conn, 0);

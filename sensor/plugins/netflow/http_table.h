@@ -94,9 +94,9 @@ class HttpTable {
     size_t next_recent = 0;
     ns_l7_skip skip{};  // what the probe was last told
     // Where the next event of each direction should start; an event further on follows calls
-    // the probe did not report (skipped body), fed to the parser as a gap. 0: none seen yet.
+    // the probe did not report (skipped body), fed to the parser as a gap. 0: none seen yet
+    // (every event moves at least one byte).
     std::array<uint64_t, 2> next_offset{};
-    std::array<bool, 2> seen{};
   };
 
   Conn& Find(const ns_l7_event& event);
