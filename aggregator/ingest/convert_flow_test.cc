@@ -20,15 +20,7 @@ v1::Event HttpflowEvent() {
   v1::Event event;
   event.set_time_unix_nano(1763776000123456789);
   v1::HttpflowEvent* h = event.mutable_httpflow();
-  h->set_transport(v1::NetflowEvent::TCP);
-  h->set_direction(v1::NetflowEvent::OUTGOING);
-  h->set_src_ip(Bytes({127, 0, 0, 1}));
-  h->set_dst_ip(Bytes({198, 18, 0, 2}));
-  h->set_src_port(0);
-  h->set_dst_port(80);
-  h->set_pid(3121);
-  h->set_process_name("curl");
-  h->set_netns(4026531840);
+  SetCurlTuple(h);
   h->set_dst_domain("example.test");
   h->set_cgroup_id(8412);
   h->set_method("GET");

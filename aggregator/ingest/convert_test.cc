@@ -168,15 +168,7 @@ v1::Event NetflowEvent() {
   v1::Event event;
   event.set_time_unix_nano(1763776000123456789);
   v1::NetflowEvent* n = event.mutable_netflow();
-  n->set_transport(v1::NetflowEvent::TCP);
-  n->set_direction(v1::NetflowEvent::OUTGOING);
-  n->set_src_ip(Bytes({127, 0, 0, 1}));
-  n->set_dst_ip(Bytes({198, 18, 0, 2}));
-  n->set_src_port(0);
-  n->set_dst_port(80);
-  n->set_pid(3121);
-  n->set_process_name("curl");
-  n->set_netns(4026531840);
+  SetCurlTuple(n);
   n->set_bytes_read(10'485'760 + 238);
   n->set_bytes_written(77);
   n->set_retransmits(3);

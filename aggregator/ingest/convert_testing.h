@@ -35,4 +35,19 @@ inline std::string Bytes(std::initializer_list<int> octets) {
   return out;
 }
 
+// The tuple the converter tests use for every flow kind (the three events name these fields
+// alike): curl (pid 3121) on 127.0.0.1 to 198.18.0.2:80, the ephemeral source port folded.
+template <typename FlowEvent>
+void SetCurlTuple(FlowEvent* e) {
+  e->set_transport(v1::NetflowEvent::TCP);
+  e->set_direction(v1::NetflowEvent::OUTGOING);
+  e->set_src_ip(Bytes({127, 0, 0, 1}));
+  e->set_dst_ip(Bytes({198, 18, 0, 2}));
+  e->set_src_port(0);
+  e->set_dst_port(80);
+  e->set_pid(3121);
+  e->set_process_name("curl");
+  e->set_netns(4026531840);
+}
+
 }  // namespace nodescope::aggregator::ingest::testing
