@@ -37,10 +37,47 @@ struct {
 	__type(value, struct ns_l7_scratch);
 } l7_scratch SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, NS_L7_RINGBUF_BYTES);
-} l7_events SEC(".maps");
+/* NS_L7_RINGS rings, a connection's events always in the same one (by when netflow first saw
+ * it), so that they stay in order without a merge in user space, while the CPUs rarely write
+ * into the same ring at once: with one shared ring every record waited on its lock and moved its
+ * positions between the CPUs. User space tells connections apart by socket address and start
+ * (StreamId), since a new socket at a reused address may well be in another ring than the close
+ * of the old one. */
+#define NS_L7_RING(n)                                                                              \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                                \
+		__uint(max_entries, NS_L7_RINGBUF_BYTES / NS_L7_RINGS);                            \
+	} l7_events##n SEC(".maps")
+NS_L7_RING(0);
+NS_L7_RING(1);
+NS_L7_RING(2);
+NS_L7_RING(3);
+_Static_assert(NS_L7_RINGS == 4, "one NS_L7_RING per ring");
+
+/* Writes an event of the connection that started at `start_ns` to its ring; a full ring is
+ * counted. */
+static __always_inline void ns_l7_output(__u64 start_ns, void *data, __u64 size)
+{
+	const __u64 bytes = NS_L7_RINGBUF_BYTES / NS_L7_RINGS;
+	long err;
+
+	switch ((start_ns * 0x9E3779B97F4A7C15ULL) >> 62) {
+	case 0:
+		err = bpf_ringbuf_output(&l7_events0, data, size, ns_lazy_wakeup(&l7_events0, bytes));
+		break;
+	case 1:
+		err = bpf_ringbuf_output(&l7_events1, data, size, ns_lazy_wakeup(&l7_events1, bytes));
+		break;
+	case 2:
+		err = bpf_ringbuf_output(&l7_events2, data, size, ns_lazy_wakeup(&l7_events2, bytes));
+		break;
+	default:
+		err = bpf_ringbuf_output(&l7_events3, data, size, ns_lazy_wakeup(&l7_events3, bytes));
+		break;
+	}
+	if (err)
+		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -245,15 +282,11 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 static __always_inline void ns_l7_send(struct ns_l7_scratch *s, __u32 got)
 {
 	/* got <= the window; the mask (a no-op) proves the record inside the scratch value. */
-	if (bpf_ringbuf_output(&l7_events, &s->e,
-			       sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)),
-			       ns_lazy_wakeup(&l7_events, NS_L7_RINGBUF_BYTES)))
-		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
+	ns_l7_output(s->e.conn_start_ns, &s->e, sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)));
 }
 
 /* A TCP connection whose payload was captured closed: said in the same ring as its payload, so
- * user space sees the close after the connection's last bytes and before the first bytes of a
- * new socket at the same address. */
+ * user space sees the close after the connection's last bytes. */
 static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn_key *key)
 {
 	__u8 l7 = (c->flags & NS_CONN_L7_MASK) >> NS_CONN_L7_SHIFT;
@@ -266,9 +299,7 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 		bpf_map_delete_elem(&l7_skip, key);
 	ns_l7_header(&e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
 		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
-	if (bpf_ringbuf_output(&l7_events, &e, sizeof(e),
-			       ns_lazy_wakeup(&l7_events, NS_L7_RINGBUF_BYTES)))
-		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
+	ns_l7_output(e.conn_start_ns, &e, sizeof(e));
 }
 
 static __always_inline void ns_set_l7(struct ns_conn *c, __u8 l7)

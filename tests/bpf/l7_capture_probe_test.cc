@@ -49,16 +49,17 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
           s->rodata->l7_capture_bytes = kCaptureBytes;
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
-    Status added = probe_.ring()->Add(
-        bpf_map__fd((*skel)->maps.l7_events), [this](std::span<const std::byte> r) {
-          ASSERT_GE(r.size(), sizeof(ns_l7_event));
-          Payload p;
-          std::memcpy(&p.e, r.data(), sizeof(p.e));
-          ASSERT_EQ(r.size(), sizeof(ns_l7_event) + p.e.captured);
-          p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
-          payloads_.push_back(std::move(p));
-        });
-    ASSERT_TRUE(added.ok()) << added.message();
+    for (bpf_map* ring : netflow::L7Rings(*skel)) {
+      Status added = probe_.ring()->Add(bpf_map__fd(ring), [this](std::span<const std::byte> r) {
+        ASSERT_GE(r.size(), sizeof(ns_l7_event));
+        Payload p;
+        std::memcpy(&p.e, r.data(), sizeof(p.e));
+        ASSERT_EQ(r.size(), sizeof(ns_l7_event) + p.e.captured);
+        p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
+        payloads_.push_back(std::move(p));
+      });
+      ASSERT_TRUE(added.ok()) << added.message();
+    }
     // As the plugin does: the peer of an unconnected UDP socket (a resolver's client) comes from
     // the cgroup sendmsg/recvmsg hooks.
     Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");

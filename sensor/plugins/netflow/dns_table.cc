@@ -51,10 +51,11 @@ void DnsTable::OnEvent(const ns_l7_event& event, std::span<const uint8_t> captur
     OnMessage(event, tuple, captured, event.len);
     return;
   }
-  auto it = tcp_.find(event.sk);
+  const StreamId id = StreamId::Of(event);
+  auto it = tcp_.find(id);
   if (it == tcp_.end()) {
     if (tcp_.size() >= options_.max_tcp_streams) tcp_.erase(tcp_.begin());
-    it = tcp_.try_emplace(event.sk).first;
+    it = tcp_.try_emplace(id).first;
   }
   dns::TcpStream& stream = it->second[event.direction == NS_L7_SEND ? 0 : 1];
   if (stream.failed()) return;
@@ -81,7 +82,7 @@ void DnsTable::OnMessage(const ns_l7_event& event, const dns::Tuple& tuple,
   if (message->response) cache_.Learn(*message, event.ts_ns);
 }
 
-void DnsTable::OnClose(uint64_t sk) { tcp_.erase(sk); }
+void DnsTable::OnClose(const ns_l7_event& close) { tcp_.erase(StreamId::Of(close)); }
 
 void DnsTable::Account(const dns::QueryResult& r) {
   Key key;

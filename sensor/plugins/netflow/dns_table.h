@@ -43,8 +43,8 @@ class DnsTable {
   explicit DnsTable(Options options);
 
   void OnEvent(const ns_l7_event& event, std::span<const uint8_t> captured);
-  // A TCP socket closed: its streams are forgotten (a DNS TCP connection is short).
-  void OnClose(uint64_t sk);
+  // A TCP connection closed: its streams are forgotten (a DNS TCP connection is short).
+  void OnClose(const ns_l7_event& close);
 
   // Expires queries older than the timeout at `now_ns` (bpf_ktime_get_ns's clock) and returns
   // the interval's records (dst_domain empty).
@@ -80,7 +80,7 @@ class DnsTable {
   Options options_;
   dns::Matcher matcher_;
   dns::DomainCache cache_;
-  std::unordered_map<uint64_t, std::array<dns::TcpStream, 2>> tcp_;  // by socket; [direction]
+  std::unordered_map<StreamId, std::array<dns::TcpStream, 2>, StreamIdHash> tcp_;  // [direction]
   std::unordered_map<std::string, Proc> procs_;                      // by TupleId
   std::map<Key, Totals> interval_;
   Counters counters_;

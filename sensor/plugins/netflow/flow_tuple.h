@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -25,6 +26,24 @@ struct FlowTuple {
   uint32_t pid = 0, netns = 0;          // pid 0: no process known
   std::string process_name;
   auto operator<=>(const FlowTuple&) const = default;
+};
+
+// One connection's payload stream: the socket's address and when the probe first saw the
+// connection. A socket address is reused as soon as its socket is freed, and the probe spreads
+// connections over several rings (bpf/include/l7_capture.bpf.h) that are read one after the
+// other, so the first events of a new socket can be read before the close of the old one at the
+// same address: the start tells the two apart.
+struct StreamId {
+  uint64_t sk = 0;        // low bit set: a TLS connection's plaintext (netflow_plugin.cc)
+  uint64_t start_ns = 0;  // ns_l7_event.conn_start_ns
+  bool operator==(const StreamId&) const = default;
+  static StreamId Of(const ns_l7_event& event) { return {event.sk, event.conn_start_ns}; }
+};
+
+struct StreamIdHash {
+  size_t operator()(const StreamId& id) const {
+    return std::hash<uint64_t>()(id.sk ^ (id.start_ns * 0x9E3779B97F4A7C15ull));
+  }
 };
 
 // 16 bytes as the probes store addresses; a v4-mapped one (every IPv4 socket) becomes IPv4.

@@ -9,10 +9,11 @@ HttpTable::HttpTable(Options options) : options_(options) {
 }
 
 HttpTable::Conn& HttpTable::Find(const ns_l7_event& event) {
-  auto it = conns_.find(event.sk);
+  const StreamId id = StreamId::Of(event);
+  auto it = conns_.find(id);
   if (it == conns_.end()) {
     if (conns_.size() >= options_.max_connections) EvictOne();
-    it = conns_.try_emplace(event.sk, parser_options_).first;
+    it = conns_.try_emplace(id, parser_options_).first;
     ++counters_.connections;
   }
   return it->second;
@@ -43,10 +44,10 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   }
 }
 
-void HttpTable::OnClose(uint64_t sk, uint64_t ts_ns) {
-  auto it = conns_.find(sk);
+void HttpTable::OnClose(const ns_l7_event& close) {
+  auto it = conns_.find(StreamId::Of(close));
   if (it == conns_.end()) return;
-  Harvest(it->second, ts_ns);
+  Harvest(it->second, close.ts_ns);
   conns_.erase(it);
 }
 

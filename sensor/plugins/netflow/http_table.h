@@ -48,9 +48,9 @@ class HttpTable {
 
   // One send or receive (bpf/abi/l7.h) with the bytes the probe copied.
   void OnEvent(const ns_l7_event& event, std::span<const char> captured);
-  // The connection closed (the probe's NS_L7_CLOSED event, which comes after its last payload
-  // and before any payload of a new socket at the same address): what it completed is counted.
-  void OnClose(uint64_t sk, uint64_t ts_ns);
+  // The connection closed (the probe's NS_L7_CLOSED event, which comes after its last payload):
+  // what it completed is counted.
+  void OnClose(const ns_l7_event& close);
 
   // The interval's records (dst_domain empty).
   std::vector<v1::HttpflowEvent> Flush(int64_t interval_ns);
@@ -107,7 +107,7 @@ class HttpTable {
 
   Options options_;
   http1::ConnectionOptions parser_options_;
-  std::unordered_map<uint64_t, Conn> conns_;  // by socket: HTTP is TCP, never a peer key
+  std::unordered_map<StreamId, Conn, StreamIdHash> conns_;  // HTTP is TCP, never a peer key
   std::map<Key, Totals> interval_;  // node-based: RecentKey pointers stay valid until Flush
   uint64_t generation_ = 1;         // +1 per Flush
   Counters counters_;

@@ -40,8 +40,19 @@ ns_l7_event Event(uint64_t sk, const char* local, uint16_t sport, const char* re
   e.len = len;
   e.pid = pid;
   e.netns = 4026531840u;
+  // A stand-in for when the probe first saw the connection: one per local port.
+  e.conn_start_ns = sport;
   std::strncpy(reinterpret_cast<char*>(e.comm), comm, NS_TASK_COMM_LEN - 1);
   return e;
+}
+
+// The probe's close event of the connection `of` at `ts`.
+ns_l7_event Closed(ns_l7_event of, uint64_t ts) {
+  of.flags = NS_L7_CLOSED;
+  of.direction = NS_L7_RECV;
+  of.ts_ns = ts;
+  of.len = 0;
+  return of;
 }
 
 std::string Ip(const std::string& raw) {
@@ -130,10 +141,11 @@ TEST(HttpTable, ExchangesOfOneKeyFoldAcrossConnections) {
     table.OnEvent(Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP,
                         NS_L7_SEND, sk * 1000, kGet.size(), 7, "wrk"),
                   kGet);
-    table.OnEvent(Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP,
-                        NS_L7_RECV, sk * 1000 + 100 * sk, kOk.size(), 7, "wrk"),
-                  kOk);
-    table.OnClose(sk, sk * 1000 + 500);
+    const ns_l7_event response = Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP,
+                                       NS_L7_HTTP, NS_L7_RECV, sk * 1000 + 100 * sk, kOk.size(),
+                                       7, "wrk");
+    table.OnEvent(response, kOk);
+    table.OnClose(Closed(response, sk * 1000 + 500));
   }
   std::vector<v1::HttpflowEvent> records = table.Flush(1);
   ASSERT_EQ(records.size(), 1u);
@@ -201,23 +213,31 @@ TEST(HttpTable, ALargeBodyAheadIsHintedOnceNotToBeCopied) {
   EXPECT_EQ(table.counters().skip_hints, 1u);
 }
 
-TEST(HttpTable, AReusedSocketAddressStartsANewConnection) {
-  HttpTable table({.ephemeral_port = kEphemeral});
-  // A request whose connection closes unanswered, then a new socket at the same address.
-  table.OnEvent(Event(1, "127.0.0.1", 40001, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
-                      100, kGet.size(), 7, "curl"),
-                kGet);
-  table.OnClose(1, 200);
-  table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
-                      300, kMissing.size(), 7, "curl"),
-                kMissing);
-  table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
-                      400, kNotFound.size(), 7, "curl"),
-                kNotFound);
-  std::vector<v1::HttpflowEvent> records = table.Flush(1);
-  ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].path(), "/b");
-  EXPECT_EQ(table.counters().unanswered, 1u);
+// A socket address is reused once its socket is freed, and the probe's rings are read one after
+// the other: the new connection's events can come before the old one's close, or after it.
+TEST(HttpTable, AReusedSocketAddressIsANewConnectionInEitherOrder) {
+  for (bool close_first : {true, false}) {
+    SCOPED_TRACE(close_first ? "close read first" : "new connection read first");
+    HttpTable table({.ephemeral_port = kEphemeral});
+    // A request whose connection closes unanswered, then a new socket at the same address.
+    const ns_l7_event old_request = Event(1, "127.0.0.1", 40001, "127.0.0.1", 80, IPPROTO_TCP,
+                                          NS_L7_HTTP, NS_L7_SEND, 100, kGet.size(), 7, "curl");
+    table.OnEvent(old_request, kGet);
+    if (close_first) table.OnClose(Closed(old_request, 200));
+    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_SEND, 300, kMissing.size(), 7, "curl"),
+                  kMissing);
+    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                        NS_L7_RECV, 400, kNotFound.size(), 7, "curl"),
+                  kNotFound);
+    if (!close_first) table.OnClose(Closed(old_request, 200));
+    std::vector<v1::HttpflowEvent> records = table.Flush(1);
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].path(), "/b");
+    EXPECT_EQ(records[0].count(), 1u);
+    EXPECT_EQ(table.counters().unanswered, 1u);
+    EXPECT_EQ(table.connections(), 1u);  // the new one, still open
+  }
 }
 
 TEST(HttpTable, NotHttpIsCountedAndGivesNothing) {

@@ -64,11 +64,12 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
   if (options_.httpflow && options_.httpflow_tls) AttachTls((*skel)->obj);
-  if (Status added =
-          probe_.ring()->Add(bpf_map__fd((*skel)->maps.l7_events),
-                             [this](std::span<const std::byte> record) { OnL7Record(record); });
-      !added.ok()) {
-    return added;
+  for (bpf_map* ring : L7Rings(*skel)) {
+    if (Status added = probe_.ring()->Add(
+            bpf_map__fd(ring), [this](std::span<const std::byte> record) { OnL7Record(record); });
+        !added.ok()) {
+      return added;
+    }
   }
 
   // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
@@ -176,8 +177,8 @@ void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
   // so the low bit tells it from the connection's ciphertext.
   if (event.flags & NS_L7_TLS) event.sk |= 1;
   if (event.flags & NS_L7_CLOSED) {
-    if (http_) http_->OnClose(event.sk, event.ts_ns);
-    if (dns_) dns_->OnClose(event.sk);
+    if (http_) http_->OnClose(event);
+    if (dns_) dns_->OnClose(event);
   } else if (event.l7 == NS_L7_HTTP && http_) {
     http_->OnEvent(event, {reinterpret_cast<const char*>(data), event.captured});
   } else if (event.l7 == NS_L7_DNS && dns_) {

@@ -2,6 +2,9 @@
 // tests, which load the same object.
 #pragma once
 
+#include <array>
+
+#include "bpf/abi/l7.h"
 #include "netflow.skel.h"
 #include "sensor/bpf/loaded_probe.h"
 
@@ -14,5 +17,10 @@ inline constexpr bpf::SkeletonOps<netflow_bpf> kSkeleton = {
     .ring_map = [](netflow_bpf* s) { return s->maps.events; },
     .counters_map = [](netflow_bpf* s) { return s->maps.counters; },
 };
+
+// The payload rings (bpf/include/l7_capture.bpf.h): each socket's events in one of them, in order.
+inline std::array<bpf_map*, NS_L7_RINGS> L7Rings(netflow_bpf* s) {
+  return {s->maps.l7_events0, s->maps.l7_events1, s->maps.l7_events2, s->maps.l7_events3};
+}
 
 }  // namespace nodescope::sensor::netflow
