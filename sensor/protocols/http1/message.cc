@@ -4,6 +4,10 @@
 #include <cstring>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace nodescope::sensor::http1 {
 namespace {
 
@@ -23,6 +27,25 @@ int HexValue(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+// The index of the first `c` in p[0, n), or n. A head is a dozen short lines, and memchr's
+// call and dispatch per line were a fifth of the sensor's time on keep-alive traffic; this one
+// is inlined and looks at 16 bytes per step.
+inline size_t FindByte(const char* p, size_t n, char c) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i needle = _mm_set1_epi8(c);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    const int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(block, needle));
+    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  for (; i < n; ++i) {
+    if (p[i] == c) return i;
+  }
+  return n;
 }
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -59,11 +82,10 @@ std::string GapError(uint64_t gap, const char* where) {
 size_t FindSectionEnd(const char* data, size_t size, bool& line_has_content) {
   size_t i = 0;
   while (i < size) {
-    const void* nl = std::memchr(data + i, '\n', size - i);
-    const size_t end = nl ? static_cast<const char*>(nl) - data : size;
+    const size_t end = i + FindByte(data + i, size - i, '\n');
     // A line of nothing but CR counts as empty: its CR is the CR of a CRLF.
     for (size_t j = i; j < end && !line_has_content; ++j) line_has_content = data[j] != '\r';
-    if (nl == nullptr) return std::string_view::npos;
+    if (end == size) return std::string_view::npos;
     if (!line_has_content) return end + 1;
     line_has_content = false;
     i = end + 1;
@@ -220,9 +242,9 @@ bool MessageStream::ParseHead(std::string_view text) {
   head_ = Head{};
   bool first = true;
   while (!text.empty()) {
-    const size_t nl = text.find('\n');
+    const size_t nl = FindByte(text.data(), text.size(), '\n');
     std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    text.remove_prefix(nl == text.size() ? nl : nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (first) {
       if (!ParseStartLine(line)) return false;
@@ -275,8 +297,8 @@ bool MessageStream::ParseField(std::string_view line) {
   // obs-fold (RFC 9112 section 5.2) continues the previous value; neither framing field is
   // ever folded in practice, so continuation lines are skipped.
   if (line.front() == ' ' || line.front() == '\t') return true;
-  const size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) {
+  const size_t colon = FindByte(line.data(), line.size(), ':');
+  if (colon == line.size() || colon == 0) {
     return Fail("a header line without 'name:'");
   }
   const std::string_view name = line.substr(0, colon);
