@@ -42,11 +42,14 @@ enum ns_l7_direction {
 
 enum ns_l7_event_flag {
 	/* The call's bytes were not in user memory (sendfile, splice, io_uring) or came through a
-	 * call the probe does not read (sendmmsg, recvmmsg): only the length is known. */
+	 * call the probe does not read: only the length is known. Such calls on an HTTP
+	 * connection are not reported at all: the next event's offset, or the close's totals,
+	 * say the same. */
 	NS_L7_NOT_COPIED = 1 << 0,
 	/* The user buffer could not be read (paged out, or freed by another thread). */
 	NS_L7_READ_FAILED = 1 << 1,
-	/* Not a call: the TCP connection closed (len and captured are 0). */
+	/* Not a call: the TCP connection closed (len and captured are 0; offset is what the
+	 * socket read in all, sent what it sent). */
 	NS_L7_CLOSED = 1 << 2,
 	/* Only body bytes, as user space said (struct ns_l7_skip): not copied. */
 	NS_L7_SKIPPED = 1 << 3,
@@ -68,7 +71,10 @@ struct ns_l7_skip {
  * sizeof(struct ns_l7_event) + captured bytes, the payload right after the header. */
 struct ns_l7_event {
 	__u64 sk;        /* struct sock address: the connection, as in struct ns_conn_key */
-	__u64 peer;      /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0 */
+	union {
+		__u64 peer; /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0 */
+		__u64 sent; /* NS_L7_CLOSED (TCP only, so no peer): bytes the socket sent in all */
+	};
 	__u64 ts_ns;     /* bpf_ktime_get_ns() when the call returned its bytes */
 	__u64 cgroup_id; /* of the task that named the connection (ns_conn.cgroup_id) */
 	__u8 saddr[16];  /* local; IPv4 as v4-mapped IPv6 */

@@ -226,7 +226,8 @@ TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
   }
 }
 
-TEST_P(L7Capture, SendfileBytesAreCountedNotCopied) {
+// A sendfile body is not an event: the next event's offset and the close's totals count it.
+TEST_P(L7Capture, SendfileBytesAreCountedByTheNextEventAndTheClose) {
   const Loopback where{AF_INET, "127.0.0.1"};
   TcpPair t;
   ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
@@ -241,14 +242,23 @@ TEST_P(L7Capture, SendfileBytesAreCountedNotCopied) {
   ASSERT_EQ(sendfile(t.server, fileno(file), &offset, body.size()), 5000);
   fclose(file);
   ASSERT_EQ(ReadExactly(t.client, head.size() + body.size()).size(), head.size() + body.size());
+  ASSERT_EQ(send(t.server, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  ASSERT_EQ(ReadExactly(t.client, head.size()), head);
+  close(t.client);
+  close(t.server);
+  t.client = t.server = -1;
 
-  std::vector<Payload> s = Events(t.server_port, 2);
-  ASSERT_EQ(s.size(), 2u);
+  std::vector<Payload> s = Events(t.server_port, 3);
+  ASSERT_EQ(s.size(), 3u);
   ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
               head.size());
-  EXPECT_EQ(s[1].e.len, 5000u);
-  EXPECT_EQ(s[1].e.captured, 0u);
-  EXPECT_EQ(s[1].e.flags, NS_L7_NOT_COPIED);
+  ExpectEvent(s[1], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
+              head.size());
+  EXPECT_EQ(s[1].e.offset, head.size() + body.size());
+  EXPECT_EQ(s[2].e.flags, NS_L7_CLOSED);
+  EXPECT_EQ(s[2].e.sent, 2 * head.size() + body.size());
+  EXPECT_EQ(s[2].e.offset, 0u);  // the server read nothing
+  EXPECT_EQ(s[2].e.conn_start_ns, s[0].e.conn_start_ns);
 }
 
 TEST_P(L7Capture, OtherProtocolsSendNothing) {

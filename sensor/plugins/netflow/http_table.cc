@@ -25,11 +25,19 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   const http1::Direction direction =
       event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived;
   const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
-  if (conn.next_offset[d] != 0 && event.offset > conn.next_offset[d]) {
+  uint64_t len = event.len;
+  if (event.offset < conn.caught_up[d]) {
+    // CatchUp() already fed the front of this call as body (the event was still in the ring
+    // when the socket's counters were read): only the rest is new.
+    const uint64_t seen = conn.caught_up[d] - event.offset;
+    if (seen >= len) return;
+    captured = captured.subspan(std::min<size_t>(captured.size(), seen));
+    len -= seen;
+  } else if (conn.next_offset[d] != 0 && event.offset > conn.next_offset[d]) {
     conn.parser.Feed(direction, {}, event.offset - conn.next_offset[d], event.ts_ns);
   }
   conn.next_offset[d] = event.offset + event.len;
-  conn.parser.Feed(direction, captured, event.len, event.ts_ns);
+  conn.parser.Feed(direction, captured, len, event.ts_ns);
   Harvest(conn, 0);
   if (options_.skip_hint && event.direction <= NS_L7_RECV && !(event.flags & NS_L7_TLS)) {
     const uint64_t due = conn.parser.BodyBytesDue(
@@ -47,8 +55,23 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
 void HttpTable::OnClose(const ns_l7_event& close) {
   auto it = conns_.find(StreamId::Of(close));
   if (it == conns_.end()) return;
+  if (!(close.flags & NS_L7_TLS)) {  // TLS plaintext has no socket offsets
+    CatchUp(it->second, 0, close.sent);
+    CatchUp(it->second, 1, close.offset);
+  }
   Harvest(it->second, close.ts_ns);
   conns_.erase(it);
+}
+
+void HttpTable::CatchUp(Conn& conn, size_t d, uint64_t total) {
+  if (conn.next_offset[d] == 0 || total <= conn.next_offset[d]) return;
+  const http1::Direction direction = d == 0 ? http1::Direction::kSent : http1::Direction::kReceived;
+  const uint64_t gap = std::min(total - conn.next_offset[d], conn.parser.BodyBytesDue(direction));
+  if (gap == 0) return;
+  conn.parser.Feed(direction, {}, gap, conn.last.ts_ns);
+  conn.next_offset[d] += gap;
+  conn.caught_up[d] = conn.next_offset[d];
+  ++counters_.caught_up;
 }
 
 void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
@@ -116,6 +139,21 @@ void HttpTable::EvictOne() {
 }
 
 std::vector<v1::HttpflowEvent> HttpTable::Flush(int64_t interval_ns) {
+  if (options_.socket_totals) {
+    for (auto& [id, conn] : conns_) {
+      if (id.sk & 1) continue;  // TLS plaintext (netflow_plugin.cc)
+      if (conn.parser.BodyBytesDue(http1::Direction::kSent) == 0 &&
+          conn.parser.BodyBytesDue(http1::Direction::kReceived) == 0) {
+        continue;
+      }
+      if (std::optional<std::array<uint64_t, 2>> totals =
+              options_.socket_totals(id.sk, id.start_ns)) {
+        CatchUp(conn, 0, (*totals)[0]);
+        CatchUp(conn, 1, (*totals)[1]);
+        Harvest(conn, 0);
+      }
+    }
+  }
   std::vector<v1::HttpflowEvent> out;
   out.reserve(interval_.size());
   for (const auto& [key, t] : interval_) {

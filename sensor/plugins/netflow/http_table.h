@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -33,6 +34,13 @@ class HttpTable {
     // copy the calls that end by until[direction] (struct ns_l7_skip). nullptr: never told.
     std::function<void(uint64_t sk, uint64_t peer, const ns_l7_skip& skip)> skip_hint;
     uint64_t min_skip_bytes = 64 * 1024;
+    // What the socket of the connection that started at start_ns had sent ([0]) and read
+    // ([1]) in all, from the probe's counters; nullopt when it is gone or is another
+    // connection now. Calls that only moved body bytes out of user memory (sendfile) are not
+    // reported, so a body a connection then left idle ends here, at Flush. nullptr: it ends
+    // with the next event or the close.
+    std::function<std::optional<std::array<uint64_t, 2>>(uint64_t sk, uint64_t start_ns)>
+        socket_totals;
   };
 
   struct Counters {
@@ -42,6 +50,7 @@ class HttpTable {
     uint64_t exchanges = 0;    // request/response pairs counted into records
     uint64_t unanswered = 0;   // requests without a response when their connection ended
     uint64_t skip_hints = 0;   // bodies the probe was told not to copy
+    uint64_t caught_up = 0;    // body ends learned from a close or the socket's counters
   };
 
   explicit HttpTable(Options options);
@@ -97,9 +106,15 @@ class HttpTable {
     // the probe did not report (skipped body), fed to the parser as a gap. 0: none seen yet
     // (every event moves at least one byte).
     std::array<uint64_t, 2> next_offset{};
+    // Where CatchUp() got to: an event that starts before it was partly fed already.
+    std::array<uint64_t, 2> caught_up{};
   };
 
   Conn& Find(const ns_l7_event& event);
+  // The socket had moved `total` bytes in direction `d` (0 sent, 1 read): the part of them no
+  // event reported that the parser knows to be body is fed as a gap. Never more than that:
+  // what follows a body is a head, and its event is still to come.
+  void CatchUp(Conn& conn, size_t d, uint64_t total);
   // Counts what the connection's parser completed; `end_ns` != 0: it ended then.
   void Harvest(Conn& conn, uint64_t end_ns);
   void EvictOne();

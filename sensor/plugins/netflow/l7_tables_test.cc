@@ -240,6 +240,117 @@ TEST(HttpTable, AReusedSocketAddressIsANewConnectionInEitherOrder) {
   }
 }
 
+// nginx sends a static body with sendfile, a call the probe does not report: the body's bytes
+// show up as a gap before the next event, and a body no event followed ends with the close's
+// totals or, on an idle keep-alive connection, with the socket's counters at the flush.
+class UnreportedBody : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kSk = 0x1000;
+  const std::string head_ = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+
+  // The server's side of one exchange at `at` bytes into each direction: the request read,
+  // the response head written, the 1000-byte body sent unreported.
+  void Exchange(HttpTable& table, uint64_t ts, uint64_t read_at, uint64_t sent_at) {
+    ns_l7_event in = Event(kSk, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
+                           NS_L7_RECV, ts, kGet.size(), 9, "nginx");
+    in.offset = read_at;
+    table.OnEvent(in, kGet);
+    ns_l7_event out = Event(kSk, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
+                            NS_L7_SEND, ts + 100, head_.size(), 9, "nginx");
+    out.offset = sent_at;
+    table.OnEvent(out, head_);
+  }
+  uint64_t Response() const { return head_.size() + 1000; }
+};
+
+TEST_F(UnreportedBody, EndsWithTheNextResponse) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  Exchange(table, 1000, 0, 0);
+  Exchange(table, 2000, kGet.size(), Response());
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].count(), 1u);  // the second one's body is still due
+  EXPECT_EQ(records[0].bytes_written(), Response());
+}
+
+TEST_F(UnreportedBody, EndsWithTheClose) {
+  HttpTable table({.ephemeral_port = kEphemeral});
+  Exchange(table, 1000, 0, 0);
+  ns_l7_event close = Closed(Event(kSk, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP,
+                                   NS_L7_HTTP, NS_L7_RECV, 0, 0, 9, "nginx"),
+                             5000);
+  close.offset = kGet.size();
+  close.sent = Response();
+  table.OnClose(close);
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].count(), 1u);
+  EXPECT_EQ(records[0].bytes_written(), Response());
+  EXPECT_EQ(table.counters().unanswered, 0u);
+  EXPECT_EQ(table.counters().caught_up, 1u);
+}
+
+TEST_F(UnreportedBody, EndsAtTheFlushFromTheSocketsCounters) {
+  std::array<uint64_t, 2> totals{};
+  int asked = 0;
+  HttpTable table({.ephemeral_port = kEphemeral,
+                   .socket_totals = [&](uint64_t sk, uint64_t start_ns)
+                       -> std::optional<std::array<uint64_t, 2>> {
+                     ++asked;
+                     if (sk != kSk || start_ns != 80) return std::nullopt;  // Event(): sport
+                     return totals;
+                   }});
+  Exchange(table, 1000, 0, 0);
+  // Half the body sent so far: nothing ends.
+  totals = {head_.size() + 500, kGet.size()};
+  EXPECT_TRUE(table.Flush(1).empty());
+  // All of it, and the next response's head too, whose event is still in the ring: only the
+  // body is taken as sent.
+  totals = {Response() + head_.size(), 2 * kGet.size()};
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].bytes_written(), Response());
+  EXPECT_EQ(asked, 2);
+  // The events still in the ring come next and parse as if nothing had happened.
+  Exchange(table, 2000, kGet.size(), Response());
+  ns_l7_event close = Closed(Event(kSk, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP,
+                                   NS_L7_HTTP, NS_L7_RECV, 0, 0, 9, "nginx"),
+                             5000);
+  close.offset = 2 * kGet.size();
+  close.sent = 2 * Response();
+  table.OnClose(close);
+  records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].count(), 1u);
+  EXPECT_EQ(records[0].bytes_written(), Response());
+  EXPECT_EQ(table.counters().failed, 0u);
+}
+
+TEST_F(UnreportedBody, AnEventTheCountersOvertookIsTrimmed) {
+  std::array<uint64_t, 2> totals{};
+  HttpTable table({.ephemeral_port = kEphemeral,
+                   .socket_totals = [&](uint64_t, uint64_t) { return std::optional(totals); }});
+  Exchange(table, 1000, 0, 0);
+  // The body went out with write() after all, in two calls whose events were still in the
+  // ring when the flush read the counters.
+  totals = {Response(), kGet.size()};
+  ASSERT_EQ(table.Flush(1).size(), 1u);
+  const std::string body(1000, 'x');
+  for (uint64_t part = 0; part < 2; ++part) {
+    ns_l7_event e = Event(kSk, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
+                          NS_L7_SEND, 1500 + part, 500, 9, "nginx");
+    e.offset = head_.size() + 500 * part;
+    table.OnEvent(e, std::string_view(body).substr(0, 500));
+  }
+  Exchange(table, 2000, kGet.size(), Response());
+  totals = {2 * Response(), 2 * kGet.size()};
+  std::vector<v1::HttpflowEvent> records = table.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].count(), 1u);
+  EXPECT_EQ(records[0].bytes_written(), Response());
+  EXPECT_EQ(table.counters().failed, 0u);
+}
+
 TEST(HttpTable, NotHttpIsCountedAndGivesNothing) {
   HttpTable table({.ephemeral_port = kEphemeral});
   const std::string junk = "GETX nonsense\r\n\r\n";

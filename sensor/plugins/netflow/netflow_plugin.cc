@@ -132,6 +132,16 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
       // Best effort: a failed update only means the body is copied after all.
       if (l7_skip_fd_ >= 0) bpf_map_update_elem(l7_skip_fd_, &key, &skip, BPF_ANY);
     };
+    http.socket_totals = [this](uint64_t sk, uint64_t start_ns)
+        -> std::optional<std::array<uint64_t, 2>> {
+      const ns_conn_key key{sk, 0};  // HTTP is TCP: never a peer key
+      ns_conn conn;
+      if (conns_fd_ < 0 || bpf_map_lookup_elem(conns_fd_, &key, &conn) != 0 ||
+          conn.start_ns != start_ns) {
+        return std::nullopt;
+      }
+      return std::array<uint64_t, 2>{conn.bytes_written, conn.bytes_read};
+    };
     http_ = std::make_unique<HttpTable>(std::move(http));
   }
   if (options_.dnsflow) {
