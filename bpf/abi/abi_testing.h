@@ -34,6 +34,25 @@ inline void ExpectSameMembers(const std::vector<AbiMember>& actual,
   }
 }
 
+// The members of struct or union `type` at `base` bytes, an anonymous union's members in its
+// place (C++ names them as members of the enclosing struct too).
+inline void BtfMembers(const btf* types, const btf_type* type, size_t base,
+                       std::vector<AbiMember>* out) {
+  const btf_member* members = btf_members(type);
+  for (size_t i = 0; i < btf_vlen(type); ++i) {
+    EXPECT_EQ(btf_member_bitfield_size(type, static_cast<uint32_t>(i)), 0u);
+    const size_t offset = base + btf_member_bit_offset(type, static_cast<uint32_t>(i)) / 8;
+    const std::string name = btf__name_by_offset(types, members[i].name_off);
+    const btf_type* member = btf__type_by_id(types, btf__resolve_type(types, members[i].type));
+    if (name.empty() && member != nullptr && btf_is_union(member)) {
+      BtfMembers(types, member, offset, out);
+      continue;
+    }
+    out->push_back(
+        {name, offset, static_cast<size_t>(btf__resolve_size(types, members[i].type))});
+  }
+}
+
 // `cxx` must list every member of `struct_name` in declaration order.
 inline void ExpectBtfLayout(const char* object_path, const char* struct_name, size_t cxx_size,
                             const std::vector<AbiMember>& cxx) {
@@ -44,17 +63,10 @@ inline void ExpectBtfLayout(const char* object_path, const char* struct_name, si
   ASSERT_GT(id, 0) << "struct " << struct_name << " is not in the object's BTF";
   const btf_type* type = btf__type_by_id(types.get(), id);
   EXPECT_EQ(type->size, cxx_size);
-
-  ASSERT_EQ(btf_vlen(type), cxx.size()) << "members added on one side only";
-  const btf_member* members = btf_members(type);
-  for (size_t i = 0; i < cxx.size(); ++i) {
-    std::string name = btf__name_by_offset(types.get(), members[i].name_off);
-    EXPECT_EQ(name, cxx[i].name);
-    EXPECT_EQ(btf_member_bit_offset(type, i), cxx[i].offset * 8) << name;
-    EXPECT_EQ(btf_member_bitfield_size(type, i), 0u) << name;
-    EXPECT_EQ(static_cast<size_t>(btf__resolve_size(types.get(), members[i].type)), cxx[i].size)
-        << name;
-  }
+  std::vector<AbiMember> bpf;
+  BtfMembers(types.get(), type, 0, &bpf);
+  ASSERT_EQ(bpf.size(), cxx.size()) << "members added on one side only";
+  ExpectSameMembers(bpf, cxx);
 }
 
 }  // namespace nodescope::test

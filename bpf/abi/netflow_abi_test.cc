@@ -29,6 +29,7 @@ std::vector<AbiMember> L7EventLayout() {
   using E = ns_l7_event;
   return {NS_ABI_MEMBER(E, sk),
           NS_ABI_MEMBER(E, peer),
+          NS_ABI_MEMBER(E, sent),
           NS_ABI_MEMBER(E, ts_ns),
           NS_ABI_MEMBER(E, cgroup_id),
           NS_ABI_MEMBER(E, saddr),
@@ -76,6 +77,7 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
   EXPECT_EQ(alignof(ns_conn), 8u);
   nodescope::test::ExpectSameMembers(L7EventLayout(), {{"sk", 0, 8},
                                                        {"peer", 8, 8},
+                                                       {"sent", 8, 8},
                                                        {"ts_ns", 16, 8},
                                                        {"cgroup_id", 24, 8},
                                                        {"saddr", 32, 16},
