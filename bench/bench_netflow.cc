@@ -8,7 +8,9 @@
 //    connections. Prints every pair, the median req/s of each side and the ratio of the medians
 //    (with / without; target >= 0.99). A pair in which other processes took 5% of the machine is
 //    marked noisy and run again (a bounded number of times); the medians are over the quiet pairs
-//    when there are three, and the ratio over all pairs is printed too.
+//    when there are three, and the ratio over all pairs is printed too. The later run of a pair
+//    was 3-6% slower here whichever side it was, so the mean pair ratio of each order and their
+//    geometric mean (each order weighed equally) are printed as well; pairs default to 6.
 // 2. CPU per 100k new connections/s: wrk against an nginx that closes every connection after one
 //    response (keepalive_timeout 0), so every request is a new TCP connection; connections are
 //    counted in nginx's access log.
@@ -22,12 +24,13 @@
 // Needs root, nginx and wrk. Prints figures; never fails on them. Exit 1 when something does not
 // start or stop; every child is stopped on every path and killed by the kernel if this dies.
 //
-//   build/bin/bench_netflow [--pairs 5] [--max-reruns 3] [--seconds 5] [--cost-rounds 2]
+//   build/bin/bench_netflow [--pairs 6] [--max-reruns 3] [--seconds 5] [--cost-rounds 2]
 //                           [--cost-seconds 5]
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -88,12 +91,17 @@ struct Throughput {
   double without = 0, with = 0;                  // median requests per second
   double per_cpu_without = 0, per_cpu_with = 0;  // median requests per CPU-second
   int pairs = 0;                                 // pairs the medians are taken over
+  // exp of the mean of the two orders' mean log pair ratio: the later run of a pair was
+  // 3-6% slower on this machine whichever side it was, which a median of an odd number of
+  // alternating pairs does not cancel. 0 when one order has no pair.
+  double order_balanced = 0;
   bool quiet_only = false;                       // ... all of them quiet ones
 };
 
 struct Pair {
   ThroughputRun runs[2];  // without, with
   bool quiet = false;
+  bool probe_first = false;
 };
 
 // A pair is quiet when in both its runs the processes that are not the bench's (and the hypervisor,
@@ -117,6 +125,7 @@ Result<Throughput> PartThroughput(Bench& bench) {
        ++attempt) {
     Pair pair;
     const bool probe_first = attempt % 2 == 1;
+    pair.probe_first = probe_first;
     for (int i = 0; i < 2; ++i) {
       const bool netflow = (i == 0) == probe_first;
       Result<ThroughputRun> run = RunThroughput(bench, netflow && !args.calibrate);
@@ -142,6 +151,8 @@ Result<Throughput> PartThroughput(Bench& bench) {
   Throughput t;
   t.quiet_only = quiet_pairs >= std::min(3, args.pairs);
   std::vector<double> rate[2], per_cpu[2], ratios, all_rate[2];
+  double log_sum[2] = {0, 0};  // [probe_first]
+  int order_pairs[2] = {0, 0};
   std::vector<Window> windows[2];
   for (const Pair& pair : pairs) {
     for (int side = 0; side < 2; ++side) all_rate[side].push_back(pair.runs[side].requests_per_sec);
@@ -152,6 +163,12 @@ Result<Throughput> PartThroughput(Bench& bench) {
       windows[side].push_back(pair.runs[side].window);
     }
     ratios.push_back(pair.runs[1].requests_per_sec / pair.runs[0].requests_per_sec);
+    log_sum[pair.probe_first] += std::log(ratios.back());
+    ++order_pairs[pair.probe_first];
+  }
+  if (order_pairs[0] > 0 && order_pairs[1] > 0) {
+    t.order_balanced =
+        std::exp((log_sum[0] / order_pairs[0] + log_sum[1] / order_pairs[1]) / 2);
   }
   t.without = Median(rate[0]);
   t.with = Median(rate[1]);
@@ -164,6 +181,13 @@ Result<Throughput> PartThroughput(Bench& bench) {
       t.pairs, t.quiet_only ? "quiet " : "", t.without, t.with, t.with / t.without,
       *std::min_element(ratios.begin(), ratios.end()),
       *std::max_element(ratios.begin(), ratios.end()));
+  if (t.order_balanced > 0) {
+    fmt::print(
+        "  mean pair ratio, without first {:.3f} ({} pairs), with first {:.3f} ({} pairs); "
+        "order-balanced {:.3f}\n",
+        std::exp(log_sum[0] / order_pairs[0]), order_pairs[0],
+        std::exp(log_sum[1] / order_pairs[1]), order_pairs[1], t.order_balanced);
+  }
   fmt::print(
       "  median requests per CPU-s of nginx + wrk + sensor + aggregator: without {:.0f}, with "
       "{:.0f}; ratio {:.3f}\n",
@@ -275,6 +299,10 @@ void PrintTable(const Throughput& t, const CostTotals& off, const CostTotals& on
       f("{:.0f}", t.without), f("{:.0f}", t.with),
       fmt::format("ratio {:.3f} (target >= {})", t.with / t.without,
                   args.httpflow ? "0.95" : "0.99"));
+  if (t.order_balanced > 0) {
+    row("  the same, each order's pairs weighed equally", "", "",
+        fmt::format("ratio {:.3f}", t.order_balanced));
+  }
   row("  requests per CPU-s of nginx + wrk + sensor + aggregator", f("{:.0f}", t.per_cpu_without),
       f("{:.0f}", t.per_cpu_with), fmt::format("ratio {:.3f}", t.per_cpu_with / t.per_cpu_without));
   row("new connections/s reached", f("{:.0f}", off.ConnectionsPerSecond()),

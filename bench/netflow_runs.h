@@ -22,7 +22,7 @@ namespace nodescope::bench {
 
 struct Args {
   std::string bin_dir;
-  int pairs = 5;
+  int pairs = 6;  // even: as many pairs run with the probe first as without
   int max_reruns = 3;
   int seconds = 5;
   int cost_rounds = 2;
