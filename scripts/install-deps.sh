@@ -26,8 +26,13 @@ packages=(
   nginx wrk libbpf-tools iputils-ping
   # dnsflow tests: the DNS server and client
   dnsmasq-base bind9-dnsutils
-  # httpflow-tls tests: nginx's self-signed certificate
-  openssl
+  # httpflow-tls tests: nginx's self-signed certificate; wget (GnuTLS) as a client the uprobes
+  # do not cover; objcopy (binutils, with build-essential) makes a Go-like ELF
+  openssl wget
+  # ebpf-conntrack: ctnetlink framing and attribute parsing; its tests check against conntrack -L
+  libmnl-dev libnetfilter-conntrack-dev conntrack
+  # ebpf-bash tests: interactive shells driven with send-keys
+  tmux
 )
 
 missing=()

@@ -15,7 +15,7 @@ inline const std::vector<std::string> kKnownPlugins = {"ebpf-net",   "ebpf-bash"
                                                        "ebpf-trace", "bpf-netlog", "ebpf-kernel"};
 // Plugins this build contains. The process probe is not listed: it always runs, because every
 // plugin resolves pids through the process cache it keeps.
-inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net"};
+inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net", "ebpf-bash", "ebpf-conntrack"};
 // L7 parts of ebpf-net that l7net_enabled accepts (DataKit's names), and the ones built. dnsflow
 // is always on with ebpf-net, as in DataKit.
 inline const std::vector<std::string> kKnownL7 = {"httpflow", "httpflow-tls"};

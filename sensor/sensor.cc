@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "sensor/bpf/clock.h"
 #include "sensor/plugins/netflow/listeners.h"
 
 namespace nodescope::sensor {
@@ -16,12 +17,6 @@ std::string NodeName(const std::string& configured) {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
   return name;
-}
-
-int64_t NowUnixNano() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -64,7 +59,7 @@ Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config) {
 Sensor::Sensor(SensorConfig config)
     : config_(std::move(config)),
       node_(NodeName(config_.hostname)),
-      started_unix_nano_(NowUnixNano()),
+      started_unix_nano_(bpf::NowUnixNano()),
       users_(proc::UserResolver::HostRootFromEnv()),
       cache_(&users_, {.proc_root = proc::ProcessCache::ProcRootFromEnv()}) {}
 
@@ -87,14 +82,44 @@ Status Sensor::Start() {
   if (!transport.ok()) return transport.status();
   transport_ = std::move(transport).value();
 
+  // New bash and libssl files are found through the execs the process probe sees; set before
+  // it starts so none is missed (they queue until the probes run).
+  const bool bash_execs = Enabled("ebpf-bash");
+  const bool tls_execs =
+      Enabled("ebpf-net") && std::find(config_.l7net_enabled.begin(), config_.l7net_enabled.end(),
+                                       "httpflow-tls") != config_.l7net_enabled.end();
+  if (bash_execs || tls_execs) {
+    process_.SetExecObserver(
+        [this, bash_execs, tls_execs](uint32_t pid, std::string_view filename) {
+          if (bash_execs) bash_.OnExec(pid, filename);
+          if (tls_execs) netflow_.OnExec(pid);
+        });
+  }
   auto forced = config_.probe_strategies.find(std::string(process::ProcessPlugin::kProbe));
   Status started = process_.Start(
       transport_.get(), &cache_,
       forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
   if (!started.ok()) return started;
+  if (Enabled("ebpf-conntrack")) {
+    // Before netflow, so the translations of connections older than the sensor are in the
+    // table (a dump per namespace) when netflow folds its first keys.
+    conntrack::ConntrackOptions ct;
+    ct.proc_root = proc::ProcessCache::ProcRootFromEnv();
+    // A closed connection is looked up again at the next flush: keep translations for two
+    // intervals after their entry is gone, and at least two minutes.
+    ct.table.retention_ns = static_cast<uint64_t>(
+        std::max<std::chrono::nanoseconds>(2 * config_.interval, std::chrono::minutes(2)).count());
+    if (Status s = conntrack_.Start(transport_.get(), ct); !s.ok()) {
+      spdlog::error("probe {}: {}", conntrack::ConntrackPlugin::kProbe, s.message());
+    }
+  }
   if (Enabled("ebpf-net")) {
     Result<netflow::NetflowOptions> options = NetflowOptionsFrom(config_);
     if (!options.ok()) return options.status();
+    if (conntrack_.running()) {
+      options->nat = [this](const netflow::NatQuery& q) { return conntrack_.Lookup(q); };
+      options->nat_sync = [this] { conntrack_.Sync(std::chrono::milliseconds(200)); };
+    }
     forced = config_.probe_strategies.find(std::string(netflow::NetflowPlugin::kProbe));
     Status net = netflow_.Start(
         transport_.get(), *options,
@@ -102,6 +127,14 @@ Status Sensor::Start() {
     // A probe this kernel refuses is reported (status, log, probe state "failed"); the other
     // probes keep running.
     if (!net.ok()) spdlog::error("probe {}: {}", netflow::NetflowPlugin::kProbe, net.message());
+  }
+  if (Enabled("ebpf-bash")) {
+    forced = config_.probe_strategies.find(std::string(bash::BashPlugin::kProbe));
+    Status bash =
+        bash_.Start(transport_.get(), &cache_, proc::ProcessCache::ProcRootFromEnv(),
+                    proc::UserResolver::HostRootFromEnv(),
+                    forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
+    if (!bash.ok()) spdlog::error("probe {}: {}", bash::BashPlugin::kProbe, bash.message());
   }
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) == kBuiltPlugins.end()) {
@@ -148,6 +181,9 @@ void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   stopped_ = true;
   http_.reset();    // first: no scrape may race with what follows
   netflow_.Stop();  // emits the last partial interval, so before the transport flush
+  // After netflow, which looks translations up until its last report.
+  conntrack_.Stop();
+  bash_.Stop();  // delivers the lines still queued, so before the transport flush
   process_.Stop();
   if (transport_ && !transport_->Stop(deadline)) {
     spdlog::warn(
@@ -171,6 +207,8 @@ std::vector<v1::ProbeStatus> Sensor::Probes() const {
       probes.push_back(netflow_.tls_status());
     }
   }
+  if (Enabled("ebpf-bash")) probes.push_back(bash_.probe_status());
+  if (Enabled("ebpf-conntrack")) probes.push_back(conntrack_.probe_status());
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
       continue;
@@ -265,12 +303,68 @@ std::vector<Sample> Sensor::Samples() const {
                {{"probe", "process"}},
                double(pc.malformed)});
   AppendNetflowSamples(s);
+  AppendConntrackSamples(s);
+  AppendBashSamples(s);
   s.push_back({"nodescope_sensor_process_cache_entries",
                "processes the pid cache knows",
                false,
                {},
                double(cache_.size())});
   return s;
+}
+
+void Sensor::AppendConntrackSamples(std::vector<Sample>& s) const {
+  if (!Enabled("ebpf-conntrack")) return;
+  const auto c = conntrack_.counters();
+  const char* events_help = "events observed by the sensor's probes";
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "conntrack"}, {"event", "new"}},
+               double(c.new_events)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "conntrack"}, {"event", "destroy"}},
+               double(c.destroy_events)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
+               {{"source", "conntrack"}, {"event", "existing"}},
+               double(c.existing)});
+  s.push_back({"nodescope_sensor_conntrack_translations",
+               "DNAT translations the sensor tracks for the netflow join",
+               false,
+               {},
+               double(c.translations)});
+  s.push_back({"nodescope_sensor_conntrack_namespaces",
+               "network namespaces whose conntrack events the sensor reads",
+               false,
+               {},
+               double(c.namespaces)});
+  const char* errors_help =
+      "ctnetlink problems, by reason: overrun (ENOBUFS: events lost, the table is read again "
+      "with a dump), malformed (messages that could not be decoded), socket (open, bind, "
+      "recv, send failures)";
+  for (const auto& [reason, n] : {std::pair<const char*, uint64_t>{"overrun", c.overruns},
+                                  {"malformed", c.malformed},
+                                  {"socket", c.socket_errors}}) {
+    s.push_back({"nodescope_sensor_conntrack_netlink_errors_total",
+                 errors_help,
+                 true,
+                 {{"reason", reason}},
+                 double(n)});
+  }
+  s.push_back({"nodescope_sensor_conntrack_resyncs_total",
+               "conntrack table dumps after lost events",
+               true,
+               {},
+               double(c.resyncs)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               "events lost before reaching the aggregator, by reason",
+               true,
+               {{"reason", "table_full"}, {"probe", "conntrack"}},
+               double(c.table_full)});
 }
 
 void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
@@ -371,6 +465,53 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
   l7("dns_malformed", nc.dns.malformed);
   l7("dns_unmatched", nc.dns.unmatched_answers);
   l7("dns_uncaptured", nc.dns.uncaptured);
+}
+
+void Sensor::AppendBashSamples(std::vector<Sample>& s) const {
+  if (!Enabled("ebpf-bash")) return;
+  const auto bc = bash_.counters();
+  s.push_back({"nodescope_sensor_events_total",
+               "events observed by the sensor's probes",
+               true,
+               {{"source", "bash"}, {"event", "line"}},
+               double(bc.lines)});
+  s.push_back({"nodescope_sensor_bash_truncated_lines_total",
+               "bash lines longer than 4096 bytes, sent cut at 4096 and marked truncated",
+               true,
+               {},
+               double(bc.truncated)});
+  const char* dropped_help = "events lost before reaching the aggregator, by reason";
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "ringbuf_full"}, {"probe", "bash"}},
+               double(bc.ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "read_failed"}, {"probe", "bash"}},
+               double(bc.read_failed)});
+  s.push_back({"nodescope_sensor_malformed_events_total",
+               "kernel records of an unexpected size (kernel/user ABI skew)",
+               true,
+               {{"probe", "bash"}},
+               double(bc.malformed)});
+  s.push_back({"nodescope_sensor_bash_duplicate_lines_total",
+               "bash lines seen by a second uprobe on the same real file (overlayfs mounts of "
+               "one image) and sent once",
+               true,
+               {},
+               double(bc.duplicates)});
+  s.push_back({"nodescope_sensor_bash_binaries",
+               "bash executable files (inodes) by whether the readline uprobe is on them",
+               false,
+               {{"state", "attached"}},
+               double(bc.binaries_attached)});
+  s.push_back({"nodescope_sensor_bash_binaries",
+               "bash executable files (inodes) by whether the readline uprobe is on them",
+               false,
+               {{"state", "failed"}},
+               double(bc.binaries_failed)});
 }
 
 v1::SensorStatus Sensor::status() const {

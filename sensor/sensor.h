@@ -11,6 +11,8 @@
 #include "common/status.h"
 #include "nodescope/v1/ingest.pb.h"
 #include "sensor/config.h"
+#include "sensor/plugins/bash/bash_plugin.h"
+#include "sensor/plugins/conntrack/conntrack_plugin.h"
 #include "sensor/plugins/netflow/netflow_plugin.h"
 #include "sensor/plugins/process/process_plugin.h"
 #include "sensor/proc/process_cache.h"
@@ -45,6 +47,8 @@ class Sensor {
   std::vector<v1::ProbeStatus> Probes() const;
   bool Enabled(std::string_view plugin) const;
   void AppendNetflowSamples(std::vector<Sample>& s) const;
+  void AppendConntrackSamples(std::vector<Sample>& s) const;
+  void AppendBashSamples(std::vector<Sample>& s) const;
 
   const SensorConfig config_;
   const std::string node_;
@@ -53,7 +57,9 @@ class Sensor {
   proc::ProcessCache cache_;
   std::unique_ptr<Transport> transport_;
   process::ProcessPlugin process_;
+  conntrack::ConntrackPlugin conntrack_;  // before netflow_, which looks translations up in it
   netflow::NetflowPlugin netflow_;
+  bash::BashPlugin bash_;
   std::unique_ptr<http::HttpServer> http_;
   bool stopped_ = false;
 };

@@ -15,6 +15,8 @@ constexpr std::string_view kProcessSource = "process";
 constexpr std::string_view kNetflowSource = "netflow";
 constexpr std::string_view kHttpflowSource = "httpflow";
 constexpr std::string_view kDnsflowSource = "dnsflow";
+constexpr std::string_view kConntrackSource = "conntrack";
+constexpr std::string_view kBashSource = "bash";
 
 std::optional<net::IpAddress> Address(const std::string& raw) {
   return net::IpAddress::FromBytes(
@@ -87,6 +89,30 @@ void WriteFlowTags(const E& event, const FlowTuple& tuple, const BatchContext& c
   if (!event.dst_domain().empty()) b->Tag("dst_domain", event.dst_domain());
 }
 
+// dst_nat_ip/dst_nat_port of netflow and httpflow: the sensor joined the connections of the
+// key with their DNAT translation (ebpf-conntrack) before folding; absent when there was none.
+template <typename E>
+void WriteNatTags(const E& event, RecordWriter* b) {
+  if (event.dst_nat_port() == 0) return;
+  std::optional<net::IpAddress> nat = Address(event.dst_nat_ip());
+  if (!nat) return;
+  b->Tag("dst_nat_ip", nat->ToString());
+  b->Tag("dst_nat_port", PortText(event.dst_nat_port()));
+}
+
+std::string_view ConntrackKindName(v1::ConntrackEvent::Kind kind) {
+  switch (kind) {
+    case v1::ConntrackEvent::NEW:
+      return "new";
+    case v1::ConntrackEvent::DESTROY:
+      return "destroy";
+    case v1::ConntrackEvent::EXISTING:
+      return "existing";
+    default:
+      return {};
+  }
+}
+
 }  // namespace
 
 std::string_view SourceOf(const v1::Event& event) {
@@ -99,6 +125,10 @@ std::string_view SourceOf(const v1::Event& event) {
       return kHttpflowSource;
     case v1::Event::kDnsflow:
       return kDnsflowSource;
+    case v1::Event::kConntrack:
+      return kConntrackSource;
+    case v1::Event::kBash:
+      return kBashSource;
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }
@@ -186,6 +216,7 @@ bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
   if (!tuple) return false;
   RecordWriter b(out, kNetflowSource, time_unix_nano, context.node);
   WriteFlowTags(event, *tuple, context, &b);
+  WriteNatTags(event, &b);
   if (!event.dst_service_name().empty()) b.Tag("dst_service_name", event.dst_service_name());
   AppendExtraTags(context.extra_tags, &b);
 
@@ -205,6 +236,7 @@ bool ConvertHttpflow(const v1::HttpflowEvent& event, int64_t time_unix_nano,
   if (!tuple) return false;
   RecordWriter b(out, kHttpflowSource, time_unix_nano, context.node);
   WriteFlowTags(event, *tuple, context, &b);
+  WriteNatTags(event, &b);
   AppendExtraTags(context.extra_tags, &b);
 
   b.Field("bytes_read", IntField(event.bytes_read()));
@@ -234,6 +266,54 @@ bool ConvertDnsflow(const v1::DnsflowEvent& event, int64_t time_unix_nano,
   return true;
 }
 
+bool ConvertBash(const v1::BashEvent& event, int64_t time_unix_nano, const BatchContext& context,
+                 RecordBatch* out) {
+  if (event.cmd().empty()) return false;
+  RecordWriter b(out, kBashSource, time_unix_nano, context.node);
+  b.Tag("host", context.node);
+  AppendExtraTags(context.extra_tags, &b);
+
+  // The reference collector's fields (pid is a string there), then ours.
+  b.Field("cmd", event.cmd());
+  b.Field("message", event.message());
+  b.Field("pid", std::to_string(event.pid()));
+  b.Field("user", event.user());
+  b.Field("ppid", std::to_string(event.ppid()));
+  if (!event.tty().empty()) b.Field("tty", event.tty());
+  b.Field("cgroup_id", std::to_string(event.cgroup_id()));
+  b.Field("truncated", event.truncated());
+  return true;
+}
+
+bool ConvertConntrack(const v1::ConntrackEvent& event, int64_t time_unix_nano,
+                      const BatchContext& context, RecordBatch* out) {
+  const std::string_view kind = ConntrackKindName(event.kind());
+  std::optional<net::IpAddress> src = Address(event.orig_src_ip());
+  std::optional<net::IpAddress> dst = Address(event.orig_dst_ip());
+  std::optional<net::IpAddress> nat = Address(event.reply_src_ip());
+  std::optional<net::IpAddress> reply_dst = Address(event.reply_dst_ip());
+  if (kind.empty() || !src || !dst || !nat || !reply_dst) return false;
+  RecordWriter b(out, kConntrackSource, time_unix_nano, context.node);
+  b.Tag("host", context.node);
+  b.Tag("netns", uint64_t{event.netns()});
+  const std::string_view transport = TransportName(event.transport());
+  b.Tag("transport", transport.empty() ? std::string_view("other") : transport);
+  b.Tag("family", FamilyOf(*src, *dst));
+  b.Tag("src_ip", src->ToString());
+  b.Tag("src_port", std::to_string(event.orig_src_port()));
+  b.Tag("dst_ip", dst->ToString());
+  b.Tag("dst_port", std::to_string(event.orig_dst_port()));
+  b.Tag("dst_nat_ip", nat->ToString());
+  b.Tag("dst_nat_port", std::to_string(event.reply_src_port()));
+  AppendExtraTags(context.extra_tags, &b);
+
+  b.Field("event", kind);
+  b.Field("conntrack_id", int64_t{event.conntrack_id()});
+  b.Field("reply_dst_ip", reply_dst->ToString());
+  b.Field("reply_dst_port", int64_t{event.reply_dst_port()});
+  return true;
+}
+
 bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBatch* out) {
   switch (event.payload_case()) {
     case v1::Event::kProcess:
@@ -244,6 +324,10 @@ bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBat
       return ConvertHttpflow(event.httpflow(), event.time_unix_nano(), context, out);
     case v1::Event::kDnsflow:
       return ConvertDnsflow(event.dnsflow(), event.time_unix_nano(), context, out);
+    case v1::Event::kConntrack:
+      return ConvertConntrack(event.conntrack(), event.time_unix_nano(), context, out);
+    case v1::Event::kBash:
+      return ConvertBash(event.bash(), event.time_unix_nano(), context, out);
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }

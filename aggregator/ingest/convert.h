@@ -48,6 +48,21 @@ bool ConvertHttpflow(const v1::HttpflowEvent& event, int64_t time_unix_nano,
 bool ConvertDnsflow(const v1::DnsflowEvent& event, int64_t time_unix_nano,
                     const BatchContext& context, RecordBatch* out);
 
+// Appends the `bash` record of one line a shell read: tag host; fields cmd, message, pid (a
+// string, as the reference collector has it), user, then ppid and cgroup_id (strings like pid),
+// tty (when the shell has one) and truncated. The line's bytes become valid UTF-8 as process
+// names do. False (nothing appended) for an empty line, which the sensor never sends.
+bool ConvertBash(const v1::BashEvent& event, int64_t time_unix_nano, const BatchContext& context,
+                 RecordBatch* out);
+
+// Appends the `conntrack` record of one DNAT'ed conntrack entry (ebpf-conntrack): tags host,
+// netns, transport, family, src/dst ip and port of the original direction, dst_nat_ip and
+// dst_nat_port (the reply's source: where the connection really went); fields event (new,
+// destroy, existing), conntrack_id, reply_dst_ip, reply_dst_port. False when an address is
+// malformed or the kind unspecified.
+bool ConvertConntrack(const v1::ConntrackEvent& event, int64_t time_unix_nano,
+                      const BatchContext& context, RecordBatch* out);
+
 // "IPv4" when either address is IPv4 (a dual-stack socket talking to a v4-mapped peer puts IPv4
 // on the wire, even when its own address is still the wildcard ::), "IPv6" when both are IPv6,
 // "" when an address is malformed.

@@ -57,6 +57,10 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
       case v1::Event::kDnsflow:
         if (dns_metrics_ != nullptr) dns_metrics_->Observe(batch.node(), event.dnsflow());
         break;
+      case v1::Event::kBash:  // records only, no Prometheus family
+        break;
+      case v1::Event::kConntrack:  // records only
+        break;
       case v1::Event::PAYLOAD_NOT_SET:
         break;
     }

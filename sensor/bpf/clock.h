@@ -16,6 +16,11 @@ inline int64_t ReadClockNs(clockid_t clock) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// bpf_ktime_get_ns()'s clock, which the probes stamp events with.
+inline uint64_t MonotonicNs() { return static_cast<uint64_t>(ReadClockNs(CLOCK_MONOTONIC)); }
+// Unix time, as records carry it.
+inline int64_t NowUnixNano() { return ReadClockNs(CLOCK_REALTIME); }
+
 class MonotonicToRealtime {
  public:
   MonotonicToRealtime() { Calibrate(); }

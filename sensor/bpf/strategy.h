@@ -20,6 +20,8 @@ inline constexpr std::string_view kFentry = "fentry";
 inline constexpr std::string_view kKprobe = "kprobe";
 inline constexpr std::string_view kTpBtf = "tp_btf";
 inline constexpr std::string_view kTracepoint = "tracepoint";
+// User-space functions (uprobe/uretprobe), attached per file by the plugin itself.
+inline constexpr std::string_view kUprobe = "uprobe";
 
 struct AttachStrategy {
   std::string name;

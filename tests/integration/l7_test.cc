@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -290,6 +291,233 @@ void L7::HttpRecordsMatchNginxAccessLog(bool tls) {
 TEST_F(L7, HttpRecordsMatchNginxAccessLogOnBothSides) { HttpRecordsMatchNginxAccessLog(false); }
 
 TEST_F(L7, HttpsRecordsMatchNginxAccessLogOnBothSides) { HttpRecordsMatchNginxAccessLog(true); }
+
+// httpflow-tls's coverage text from the sensor's status.
+std::string TlsCoverage(int sensor_port) {
+  json status = json::parse(HttpGet(sensor_port, "/debug/status"), nullptr, false);
+  if (!status.is_object()) return "";
+  for (const json& p : status.value("probes", json::array())) {
+    if (p.value("probe", "") == "httpflow-tls") return p.value("coverage", "");
+  }
+  return "";
+}
+
+// A curl started after the sensor, loading a COPY of libssl.so.3 and libcrypto.so.3 through
+// LD_LIBRARY_PATH: the copy is found through the exec and probed, and the client side is
+// recorded as with the host's library (the server, nginx, through the host's). wget (GnuTLS)
+// against the same nginx is listed as not covered, and nothing else changes.
+TEST_F(L7, HttpsThroughACopyOfLibsslAndGnuTlsListedAsNotCovered) {
+  SlowBackend backend(600ms);  // keeps wget running past the sensor's look at its libraries
+  ASSERT_GT(backend.port(), 0);
+  Result<std::unique_ptr<Nginx>> started =
+      Nginx::Start({.files = {{"/1k.bin", 1024}, {"/text.txt", 20000}},
+                    .returns = {},
+                    .proxies = {{"/slow", "http://127.0.0.1:" + std::to_string(backend.port())}},
+                    .tls = true});
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  Nginx& nginx = **started;
+  const std::string host_lib = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+  ASSERT_TRUE(std::filesystem::exists(host_lib));
+  TempDir libs;
+  for (const char* lib : {"libssl.so.3", "libcrypto.so.3"}) {
+    std::filesystem::copy_file(std::string("/usr/lib/x86_64-linux-gnu/") + lib, libs.File(lib));
+  }
+  const std::string copy = libs.File("libssl.so.3");
+  StartSensor("l7net_enabled: [httpflow, httpflow-tls]\n");
+  ASSERT_TRUE(WaitFor([&] { return !TlsCoverage(stack_.sensor_http_port).empty(); }, 10s));
+  EXPECT_EQ(TlsCoverage(stack_.sensor_http_port).find(copy), std::string::npos)
+      << "nothing maps the copy yet";
+
+  // curl reads its URLs from a FIFO: it maps the copy (ld.so) and waits, started after the
+  // sensor; the requests go out once the status says the copy is probed.
+  ASSERT_EQ(mkfifo(libs.File("urls").c_str(), 0600), 0);
+  const std::vector<std::string> paths = {"/1k.bin", "/text.txt", "/missing"};
+  Subprocess curl({Which("curl"), "-s", "-k", "-K", libs.File("urls")}, libs.File("curl.log"),
+                  {{"LD_LIBRARY_PATH", libs.path()}});
+  const bool covered = WaitFor(
+      [&] {
+        return TlsCoverage(stack_.sensor_http_port).find(copy + " (1 process)") !=
+               std::string::npos;
+      },
+      10s);
+  {
+    // Written even when the wait failed, so curl ends either way.
+    std::ofstream urls(libs.File("urls"));
+    for (const std::string& p : paths) {
+      urls << "url = \"" << nginx.Url(p) << "\"\noutput = \"/dev/null\"\n";
+    }
+  }
+  ASSERT_TRUE(covered) << TlsCoverage(stack_.sensor_http_port) << stack_.sensor->Log();
+  ASSERT_EQ(curl.Wait(20s), 0) << curl.Log();
+  // A second curl on the copy, one request per connection: covered from its first call.
+  for (const char* p : {"/1k.bin", "/text.txt"}) {
+    CommandResult r = RunCommand({Which("env"), "LD_LIBRARY_PATH=" + libs.path(), Which("curl"),
+                                  "-s", "-k", "-o", "/dev/null", nginx.Url(p)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const size_t requests = paths.size() + 2;
+
+  // wget links GnuTLS: not covered, said in the status; its request still reaches nginx.
+  // Processes already running may map GnuTLS too: wget is one more process seen with it.
+  // The file is libgnutls.so.30 with the version ld.so resolved the link to.
+  auto gnutls_processes = [&](const std::string& coverage) {
+    const size_t at = coverage.find("libgnutls.so.30");
+    if (at == std::string::npos) return 0;
+    const std::string reason = " (GnuTLS: not OpenSSL 3, ";
+    const size_t r = coverage.find(reason, at);
+    return r == std::string::npos ? -1 : std::atoi(coverage.c_str() + r + reason.size());
+  };
+  const int gnutls_before = gnutls_processes(TlsCoverage(stack_.sensor_http_port));
+  ASSERT_GE(gnutls_before, 0);
+  CommandResult wget = RunCommand(
+      {Which("wget"), "-q", "--no-check-certificate", "-O", "/dev/null", nginx.Url("/slow/wget")});
+  ASSERT_EQ(wget.exit_code, 0) << wget.err;
+  std::vector<AccessLogEntry> log = nginx.WaitForAccessLog(requests + 1, 10s);
+  ASSERT_EQ(log.size(), requests + 1);
+
+  std::map<RequestKey, HttpTotals> access;
+  for (const AccessLogEntry& e : log) {
+    auto [method, path] = MethodPath(e.request);
+    if (path == "/slow/wget") continue;
+    HttpTotals& h = access[{method, path, e.status}];
+    ++h.count;
+    h.bytes_written += e.bytes_sent;
+  }
+  const std::string port = std::to_string(nginx.port());
+  std::map<RequestKey, HttpTotals> client, server;
+  bool all = WaitFor(
+      [&] {
+        client = Http("outgoing", "curl", "dst_port", port);
+        server = Http("incoming", "nginx", "src_port", port);
+        return Count(client) >= requests && Count(server) >= requests + 1;
+      },
+      20s);
+  ASSERT_TRUE(all) << "curl " << Count(client) << ", nginx " << Count(server) << " of " << requests
+                   << "\n"
+                   << stack_.sensor->Log() << Dump("httpflow");
+  for (const auto& [key, a] : access) {
+    SCOPED_TRACE(std::get<0>(key) + " " + std::get<1>(key) + " " +
+                 std::to_string(std::get<2>(key)));
+    EXPECT_EQ(client[key].count, a.count);
+    EXPECT_EQ(server[key].count, a.count);
+    EXPECT_EQ(client[key].bytes_read, a.bytes_written);
+    EXPECT_EQ(server[key].bytes_written, a.bytes_written);
+    EXPECT_EQ(client[key].bytes_written, server[key].bytes_read);
+  }
+  EXPECT_EQ(client.size(), access.size());
+  // nginx's side of wget's request is seen (the host's libssl); wget's own is not.
+  EXPECT_EQ((server[RequestKey{"GET", "/slow/wget", 200}].count), 1u);
+  EXPECT_TRUE(Http("outgoing", "wget", "dst_port", port).empty());
+
+  std::string coverage;
+  const bool listed = WaitFor(
+      [&] {
+        coverage = TlsCoverage(stack_.sensor_http_port);
+        return gnutls_processes(coverage) > gnutls_before;
+      },
+      10s);
+  EXPECT_TRUE(listed) << coverage;
+  // Both libssl files covered: the host's (nginx, found at start) and the copy (two curls).
+  EXPECT_NE(coverage.find(host_lib + " ("), std::string::npos) << coverage;
+  // The FIFO curl for certain; the short-lived ones only if still running at the sensor's look.
+  const size_t at = coverage.find(copy + " (");
+  ASSERT_NE(at, std::string::npos) << coverage;
+  const int copy_processes = std::atoi(coverage.c_str() + at + copy.size() + 2);
+  EXPECT_GE(copy_processes, 1) << coverage;
+  EXPECT_LE(copy_processes, 3) << coverage;
+  const size_t not_covered = coverage.find("not covered:");
+  ASSERT_NE(not_covered, std::string::npos) << coverage;
+  EXPECT_LT(coverage.find(copy), not_covered) << coverage;
+  EXPECT_GT(coverage.find("libgnutls.so.30"), not_covered) << coverage;
+  // One log line per file: the copy probed once, GnuTLS reported once.
+  const std::string sensor_log = stack_.sensor->Log();
+  auto occurrences = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = sensor_log.find(text); at != std::string::npos;
+         at = sensor_log.find(text, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(occurrences("httpflow-tls: " + copy + " (dev"), 1u) << sensor_log;
+  size_t gnutls_lines = 0;
+  std::istringstream lines(sensor_log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("libgnutls.so.30") != std::string::npos &&
+        line.find("is not probed: GnuTLS: not OpenSSL 3") != std::string::npos) {
+      ++gnutls_lines;
+    }
+  }
+  EXPECT_EQ(gnutls_lines, 1u) << sensor_log;
+}
+
+// The copy of libssl.so.3 sits on a tmpfs only a private mount namespace sees: the sensor
+// reaches it through /proc/<pid>/map_files (or the process's root), probes it, and curl's requests
+// are recorded.
+TEST_F(L7, HttpsThroughALibsslCopyInAnotherMountNamespace) {
+  Result<std::unique_ptr<Nginx>> started =
+      Nginx::Start({.files = {{"/1k.bin", 1024}, {"/text.txt", 20000}},
+                    .returns = {},
+                    .proxies = {},
+                    .tls = true});
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  Nginx& nginx = **started;
+  TempDir dir;
+  const std::string mnt = dir.File("ns");
+  std::filesystem::create_directories(mnt);
+  ASSERT_EQ(mkfifo(dir.File("urls").c_str(), 0600), 0);
+  StartSensor("l7net_enabled: [httpflow, httpflow-tls]\n");
+  ASSERT_TRUE(WaitFor([&] { return !TlsCoverage(stack_.sensor_http_port).empty(); }, 10s));
+
+  const std::string script =
+      "mount -t tmpfs nstls " + mnt + " && cp /usr/lib/x86_64-linux-gnu/libssl.so.3 " +
+      "/usr/lib/x86_64-linux-gnu/libcrypto.so.3 " + mnt + "/ && LD_LIBRARY_PATH=" + mnt + " exec " +
+      Which("curl") + " -s -k -K " + dir.File("urls");
+  Subprocess curl({Which("unshare"), "-m", "--propagation", "private", "/bin/sh", "-c", script},
+                  dir.File("curl.log"));
+  const std::string copy = mnt + "/libssl.so.3";
+  const bool covered = WaitFor(
+      [&] {
+        return TlsCoverage(stack_.sensor_http_port).find(copy + " (1 process)") !=
+               std::string::npos;
+      },
+      10s);
+  const bool visible = std::filesystem::exists(copy);  // from here: it must not be
+  {
+    std::ofstream urls(dir.File("urls"));  // written either way, so curl ends
+    for (const char* p : {"/1k.bin", "/text.txt", "/missing"}) {
+      urls << "url = \"" << nginx.Url(p) << "\"\noutput = \"/dev/null\"\n";
+    }
+  }
+  ASSERT_EQ(curl.Wait(20s), 0) << curl.Log();
+  ASSERT_TRUE(covered) << TlsCoverage(stack_.sensor_http_port) << stack_.sensor->Log();
+  EXPECT_FALSE(visible);
+
+  std::vector<AccessLogEntry> log = nginx.WaitForAccessLog(3, 10s);
+  ASSERT_EQ(log.size(), 3u);
+  std::map<RequestKey, HttpTotals> access;
+  for (const AccessLogEntry& e : log) {
+    auto [method, path] = MethodPath(e.request);
+    HttpTotals& h = access[{method, path, e.status}];
+    ++h.count;
+    h.bytes_written += e.bytes_sent;
+  }
+  const std::string port = std::to_string(nginx.port());
+  std::map<RequestKey, HttpTotals> client;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        client = Http("outgoing", "curl", "dst_port", port);
+        return Count(client) >= 3;
+      },
+      20s))
+      << stack_.sensor->Log() << Dump("httpflow");
+  EXPECT_EQ(client.size(), access.size());
+  for (const auto& [key, a] : access) {
+    SCOPED_TRACE(std::get<1>(key));
+    EXPECT_EQ(client[key].count, a.count);
+    EXPECT_EQ(client[key].bytes_read, a.bytes_written);
+  }
+}
 
 struct DnsTotals {
   uint64_t count = 0, latency_max = 0;

@@ -13,15 +13,31 @@ namespace {
 // eviction and a new socket at the same address), and there is nothing true to report.
 uint64_t Delta(uint64_t now, uint64_t before) { return now > before ? now - before : 0; }
 
+NatQuery QueryOf(const ns_conn& conn, uint64_t end_ns) {
+  NatQuery q;
+  q.netns = conn.netns;
+  q.protocol = conn.protocol;
+  q.src = StoredAddress(conn.saddr);
+  q.dst = StoredAddress(conn.daddr);
+  q.src_port = conn.sport;
+  q.dst_port = conn.dport;
+  q.start_ns = conn.start_ns;
+  q.end_ns = end_ns;
+  q.handshake_seen = !(conn.flags & NS_CONN_PREEXISTING);
+  return q;
+}
+
 }  // namespace
 
 FlowTable::FlowTable(Options options) : options_(std::move(options)) {}
 
 void FlowTable::BeginWalk() { ++walk_; }
 
-void FlowTable::Observe(const ns_conn_key& sk, const ns_conn& conn) { Account(sk, conn, false); }
+void FlowTable::Observe(const ns_conn_key& sk, const ns_conn& conn) { Account(sk, conn, false, 0); }
 
-void FlowTable::Closed(const ns_conn_key& sk, const ns_conn& conn) { Account(sk, conn, true); }
+void FlowTable::Closed(const ns_conn_key& sk, const ns_conn& conn, uint64_t end_ns) {
+  Account(sk, conn, true, end_ns);
+}
 
 void FlowTable::EndWalk() {
   for (auto it = sockets_.begin(); it != sockets_.end();) {
@@ -65,10 +81,19 @@ FlowTable::Key FlowTable::KeyOf(const SocketState& state, const ns_conn& conn) c
   key.pid = pid_known ? conn.pid : 0;
   key.netns = conn.netns;
   if (pid_known) key.process_name = CommText(conn.comm);
+  if (state.nat) {
+    key.nat_dst = state.nat->ip;
+    key.nat_dst_port = state.nat->port;
+  }
   return key;
 }
 
-void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed) {
+void FlowTable::ResolveNat(SocketState& state, const ns_conn& conn, uint64_t end_ns) {
+  if (!options_.nat || state.nat || state.direction != NS_CONN_DIR_OUTGOING) return;
+  state.nat = options_.nat(QueryOf(conn, end_ns));
+}
+
+void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed, uint64_t end_ns) {
   auto it = sockets_.find(sk);
   if (it != sockets_.end() && it->second.start_ns != conn.start_ns) {
     // The address was reused by a new socket while the old one's close was lost.
@@ -105,7 +130,22 @@ void FlowTable::Account(const ns_conn_key& sk, const ns_conn& conn, bool closed)
   bool active = d_read || d_written || d_retrans || newly_established || count_close;
   if (active) state.changed_this_interval = true;
   if (active && state.decided && state.allowed) {
-    Totals& t = interval_[KeyOf(state, conn)];
+    // The DNAT join, per connection before its port is folded away; a closed socket whose
+    // translation is not known yet waits apart for Flush, where it is looked up again.
+    ResolveNat(state, conn, closed ? end_ns : 0);
+    const bool unresolved =
+        closed && options_.nat && !state.nat && state.direction == NS_CONN_DIR_OUTGOING;
+    if (unresolved && unresolved_.size() >= options_.max_unresolved) {
+      ++counters_.nat_unresolved_full;
+    }
+    Totals* slot;
+    if (unresolved && unresolved_.size() < options_.max_unresolved) {
+      slot = &unresolved_.emplace_back(Unresolved{KeyOf(state, conn), QueryOf(conn, end_ns), {}})
+                  .totals;
+    } else {
+      slot = &interval_[KeyOf(state, conn)];
+    }
+    Totals& t = *slot;
     t.bytes_read += d_read;
     t.bytes_written += d_written;
     t.retransmits += d_retrans;
@@ -137,6 +177,24 @@ std::vector<ns_conn_key> FlowTable::IdleUdp() const {
 }
 
 std::vector<v1::NetflowEvent> FlowTable::Flush(int64_t interval_ns) {
+  for (Unresolved& u : unresolved_) {
+    if (std::optional<NatTarget> nat = options_.nat(u.query)) {
+      u.key.nat_dst = nat->ip;
+      u.key.nat_dst_port = nat->port;
+    }
+    Totals& t = interval_[u.key];
+    t.bytes_read += u.totals.bytes_read;
+    t.bytes_written += u.totals.bytes_written;
+    t.retransmits += u.totals.retransmits;
+    t.rtt_sum += u.totals.rtt_sum;
+    t.rtt_var_sum += u.totals.rtt_var_sum;
+    t.rtt_samples += u.totals.rtt_samples;
+    t.established += u.totals.established;
+    t.closed += u.totals.closed;
+    t.connections += u.totals.connections;
+    t.cgroup_id = u.totals.cgroup_id;
+  }
+  unresolved_.clear();
   for (auto& [sk, state] : sockets_) {
     state.idle_intervals = state.changed_this_interval ? 0 : state.idle_intervals + 1;
     state.changed_this_interval = false;
@@ -147,6 +205,7 @@ std::vector<v1::NetflowEvent> FlowTable::Flush(int64_t interval_ns) {
   for (const auto& [key, t] : interval_) {
     v1::NetflowEvent& e = out.emplace_back();
     SetTuple(key, &e);
+    SetNat(key, &e);
     if (options_.services != nullptr) {
       uint16_t server_port = key.direction == NS_CONN_DIR_INCOMING ? key.src_port : key.dst_port;
       e.set_dst_service_name(

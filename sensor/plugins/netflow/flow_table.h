@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_map>
@@ -46,12 +47,18 @@ class FlowTable {
     std::function<bool(const ns_conn&)> has_listener;
     // UDP sockets have no close: one unchanged for this many intervals is forgotten.
     int udp_idle_intervals = 2;
+    // ebpf-conntrack's DNAT join for outgoing sockets; nullptr: no dst_nat_* in the key.
+    NatLookup nat;
+    // Closed outgoing sockets whose translation is not known yet, kept apart until Flush looks
+    // them up again (their NEW event may still be on its way); beyond it they fold at once.
+    size_t max_unresolved = 65536;
   };
 
   struct Counters {
     uint64_t vanished = 0;  // sockets gone from the map without a close event (LRU eviction,
                             // lost close event): their last unreported bytes are lost
     uint64_t filtered = 0;  // sockets the connection filters excluded
+    uint64_t nat_unresolved_full = 0;  // closed sockets folded before a late NEW could be awaited
   };
 
   explicit FlowTable(Options options);
@@ -63,7 +70,7 @@ class FlowTable {
   void Observe(const ns_conn_key& sk, const ns_conn& conn);
   void EndWalk();
   // A socket's final counters (TCP close, or a UDP socket dropped for idleness).
-  void Closed(const ns_conn_key& sk, const ns_conn& conn);
+  void Closed(const ns_conn_key& sk, const ns_conn& conn, uint64_t end_ns = 0);
   // UDP sockets idle long enough to drop from the BPF map (the caller deletes them there and
   // hands the deleted value to Closed).
   std::vector<ns_conn_key> IdleUdp() const;
@@ -89,6 +96,7 @@ class FlowTable {
     bool changed_this_interval = false;
     bool in_interval = false;  // already folded into this interval's records
     bool udp = false;
+    std::optional<NatTarget> nat;  // once found, a socket's translation does not change
   };
 
   using Key = FlowTuple;
@@ -100,13 +108,23 @@ class FlowTable {
     uint64_t cgroup_id = 0;
   };
 
-  void Account(const ns_conn_key& sk, const ns_conn& conn, bool closed);
+  // A closed socket's contribution whose DNAT lookup failed when it was folded.
+  struct Unresolved {
+    Key key;
+    NatQuery query;
+    Totals totals;
+  };
+
+  void Account(const ns_conn_key& sk, const ns_conn& conn, bool closed, uint64_t end_ns);
   void Decide(SocketState& state, const ns_conn& conn);
   Key KeyOf(const SocketState& state, const ns_conn& conn) const;
+  // Looks the socket's translation up unless it is known (outgoing sockets, with `nat` set).
+  void ResolveNat(SocketState& state, const ns_conn& conn, uint64_t end_ns);
 
   Options options_;
   std::unordered_map<ns_conn_key, SocketState, KeyHash, KeyEq> sockets_;
   std::map<Key, Totals> interval_;
+  std::vector<Unresolved> unresolved_;
   uint64_t walk_ = 0;
   Counters counters_;
 };

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -25,8 +26,40 @@ struct FlowTuple {
   uint16_t src_port = 0, dst_port = 0;  // 0: folded
   uint32_t pid = 0, netns = 0;          // pid 0: no process known
   std::string process_name;
+  // Where DNAT sent an outgoing connection (ebpf-conntrack); port 0: no translation. Part of the
+  // key: connections to one service address that reached different backends stay apart.
+  net::IpAddress nat_dst;
+  uint16_t nat_dst_port = 0;
   auto operator<=>(const FlowTuple&) const = default;
 };
+
+// The DNAT join (ebpf-conntrack, sensor/plugins/conntrack): one connection's full tuple, before
+// its ephemeral port is folded, and its lifetime on the probe's clock (bpf_ktime_get_ns).
+struct NatQuery {
+  uint32_t netns = 0;
+  uint8_t protocol = 0;
+  net::IpAddress src, dst;  // local, remote (the address the client connected to)
+  uint16_t src_port = 0, dst_port = 0;
+  uint64_t start_ns = 0;       // when the probe first saw the socket
+  uint64_t end_ns = 0;         // when it closed; 0: open
+  bool handshake_seen = true;  // false: first seen mid-life (older than the probe)
+};
+
+struct NatTarget {
+  net::IpAddress ip;
+  uint16_t port = 0;
+};
+
+// The translation of one connection, or nullopt. Called from the netflow thread.
+using NatLookup = std::function<std::optional<NatTarget>(const NatQuery&)>;
+
+template <typename Event>
+void SetNat(const FlowTuple& t, Event* e) {
+  if (t.nat_dst_port == 0) return;
+  auto raw = t.nat_dst.Raw();
+  e->set_dst_nat_ip(std::string(raw.begin(), raw.end()));
+  e->set_dst_nat_port(t.nat_dst_port);
+}
 
 // One connection's payload stream: the socket's address and when the probe first saw the
 // connection. A socket address is reused as soon as its socket is freed, and the probe spreads

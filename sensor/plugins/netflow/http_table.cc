@@ -107,16 +107,33 @@ void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
 }
 
 HttpTable::Totals& HttpTable::TotalsFor(Conn& conn, uint8_t direction, http1::Exchange& x) {
+  // The DNAT join, per connection before its port is folded; an exchange completes after the
+  // handshake whose NEW event created the translation, so it is looked up here, until found.
+  if (options_.nat && !conn.nat && direction == NS_CONN_DIR_OUTGOING) {
+    const ns_l7_event& e = conn.last;
+    conn.nat = options_.nat(NatQuery{.netns = e.netns,
+                                     .protocol = e.protocol,
+                                     .src = StoredAddress(e.saddr),
+                                     .dst = StoredAddress(e.daddr),
+                                     .src_port = e.sport,
+                                     .dst_port = e.dport,
+                                     .start_ns = e.conn_start_ns});
+  }
+  const uint16_t nat_port = direction == NS_CONN_DIR_OUTGOING && conn.nat ? conn.nat->port : 0;
   for (RecentKey& r : conn.recent) {
-    if (r.generation == generation_ && r.key->status_code == x.status_code &&
-        r.key->truncated == x.truncated && r.key->path == x.path && r.key->method == x.method &&
-        r.key->version == x.version && r.key->tuple.direction == direction &&
-        r.key->tuple.pid == conn.last.pid) {
+    if (r.generation == generation_ && r.key->tuple.nat_dst_port == nat_port &&
+        r.key->status_code == x.status_code && r.key->truncated == x.truncated &&
+        r.key->path == x.path && r.key->method == x.method && r.key->version == x.version &&
+        r.key->tuple.direction == direction && r.key->tuple.pid == conn.last.pid) {
       return *r.totals;
     }
   }
   Key key;
   key.tuple = TupleOf(conn.last, direction, options_.ephemeral_port);
+  if (nat_port != 0) {
+    key.tuple.nat_dst = conn.nat->ip;
+    key.tuple.nat_dst_port = nat_port;
+  }
   key.method = std::move(x.method);
   key.path = std::move(x.path);
   key.version = std::move(x.version);
@@ -159,6 +176,7 @@ std::vector<v1::HttpflowEvent> HttpTable::Flush(int64_t interval_ns) {
   for (const auto& [key, t] : interval_) {
     v1::HttpflowEvent& e = out.emplace_back();
     SetTuple(key.tuple, &e);
+    SetNat(key.tuple, &e);
     e.set_method(key.method);
     e.set_path(key.path);
     e.set_truncated(key.truncated);

@@ -34,6 +34,8 @@ class HttpTable {
     // copy the calls that end by until[direction] (struct ns_l7_skip). nullptr: never told.
     std::function<void(uint64_t sk, uint64_t peer, const ns_l7_skip& skip)> skip_hint;
     uint64_t min_skip_bytes = 64 * 1024;
+    // ebpf-conntrack's DNAT join for the client side; nullptr: no dst_nat_* in the key.
+    NatLookup nat;
     // What the socket of the connection that started at start_ns had sent ([0]) and read
     // ([1]) in all, from the probe's counters; nullopt when it is gone or is another
     // connection now. Calls that only moved body bytes out of user memory (sendfile) are not
@@ -102,6 +104,7 @@ class HttpTable {
     std::array<RecentKey, 4> recent{};
     size_t next_recent = 0;
     ns_l7_skip skip{};  // what the probe was last told
+    std::optional<NatTarget> nat;  // the client side's DNAT translation, once found
     // Where the next event of each direction should start; an event further on follows calls
     // the probe did not report (skipped body), fed to the parser as a gap. 0: none seen yet
     // (every event moves at least one byte).

@@ -8,8 +8,10 @@
 #include <cstring>
 #include <ctime>
 
+#include "sensor/bpf/clock.h"
 #include "sensor/plugins/netflow/listeners.h"
 #include "sensor/plugins/netflow/skeleton.h"
+#include "sensor/plugins/netflow/tls_coverage.h"
 #include "sensor/proc/mountinfo.h"
 
 namespace nodescope::sensor::netflow {
@@ -18,19 +20,6 @@ namespace {
 constexpr std::chrono::milliseconds kPollTimeout{100};
 // Plain names in `hostnames` are resolved again this often (addresses of a name change).
 constexpr std::chrono::minutes kResolveEvery{10};
-
-// bpf_ktime_get_ns()'s clock, which the payload events' timestamps use.
-uint64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-int64_t NowUnixNano() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -63,7 +52,6 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
-  if (options_.httpflow && options_.httpflow_tls) AttachTls((*skel)->obj);
   for (bpf_map* ring : L7Rings(*skel)) {
     if (Status added = probe_.ring()->Add(
             bpf_map__fd(ring), [this](std::span<const std::byte> record) { OnL7Record(record); });
@@ -90,6 +78,9 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
     spdlog::warn("probe {}: unconnected UDP sockets are not split per peer: {}", kProbe,
                  cgroup_links.status().message());
   }
+  // Last: nothing fails after it, so its thread never outlives a skeleton another strategy
+  // replaced.
+  if (options_.httpflow && options_.httpflow_tls) AttachTls((*skel)->obj);
   return Status::Ok();
 }
 
@@ -113,10 +104,12 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   table.filter = filter_.get();
   table.services = services_.get();
   table.has_listener = [this](const ns_conn& conn) { return HasListener(conn); };
+  table.nat = options_.nat;
   if (Result<HostsMap> hosts = ReadHosts(); hosts.ok()) hosts_ = std::move(hosts).value();
   table.remote_name = [this](const net::IpAddress& address) {
     if (dns_) {
-      if (std::optional<std::string> name = dns_->DomainOf(address, MonotonicNs())) return *name;
+      if (std::optional<std::string> name = dns_->DomainOf(address, bpf::MonotonicNs()))
+        return *name;
     }
     auto found = hosts_.find(address);
     return found == hosts_.end() || found->second.empty() ? std::string() : found->second[0];
@@ -127,13 +120,14 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
   if (options_.httpflow) {
     HttpTable::Options http{.ephemeral_port = options_.ephemeral_port,
                             .max_path_len = options_.l7_path_max};
+    http.nat = options_.nat;
     http.skip_hint = [this](uint64_t sk, uint64_t peer, const ns_l7_skip& skip) {
       const ns_conn_key key{sk, peer};
       // Best effort: a failed update only means the body is copied after all.
       if (l7_skip_fd_ >= 0) bpf_map_update_elem(l7_skip_fd_, &key, &skip, BPF_ANY);
     };
-    http.socket_totals = [this](uint64_t sk, uint64_t start_ns)
-        -> std::optional<std::array<uint64_t, 2>> {
+    http.socket_totals = [this](uint64_t sk,
+                                uint64_t start_ns) -> std::optional<std::array<uint64_t, 2>> {
       const ns_conn_key key{sk, 0};  // HTTP is TCP: never a peer key
       ns_conn conn;
       if (conns_fd_ < 0 || bpf_map_lookup_elem(conns_fd_, &key, &conn) != 0 ||
@@ -167,7 +161,7 @@ void NetflowPlugin::OnRecord(std::span<const std::byte> record) {
   ns_conn_close close;
   std::memcpy(&close, record.data(), sizeof(close));
   closes_.fetch_add(1, std::memory_order_relaxed);
-  table_->Closed(ns_conn_key{close.sk, 0}, close.conn);  // TCP: never a peer key
+  table_->Closed(ns_conn_key{close.sk, 0}, close.conn, close.ts_ns);  // TCP: never a peer key
 }
 
 void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
@@ -196,33 +190,10 @@ void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
   }
 }
 
-void NetflowPlugin::AttachTls(bpf_object* object) {
-  // The dynamic OpenSSL 3 of the host: a uprobe on the file covers every process that maps it,
-  // those started later included. Copies elsewhere (containers' own images, static builds) and
-  // other TLS libraries are not covered, and the log says so.
-  v1::ProbeStatus status;
-  status.set_probe("httpflow-tls");
-  status.set_strategy("uprobe");
-  status.set_state("failed");
-  auto publish = [&] {
-    std::lock_guard<std::mutex> lock(l7_mu_);
-    tls_status_ = status;
-  };
-  const std::string root = options_.proc_root == "/proc" ? "" : options_.proc_root + "/1/root";
-  std::string library;
-  for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib64/libssl.so.3",
-                                "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"}) {
-    if (access((root + candidate).c_str(), R_OK) == 0) {
-      library = root + candidate;
-      break;
-    }
-  }
-  if (library.empty()) {
-    status.set_error("no libssl.so.3 on the host; HTTPS is not covered");
-    spdlog::warn("probe {}: httpflow-tls: {}", kProbe, status.error());
-    publish();
-    return;
-  }
+namespace {
+
+// The tls__ uprobes on the file at `target` (pid -1: every process that maps it).
+Result<std::vector<bpf::LinkPtr>> AttachTlsPrograms(bpf_object* object, const std::string& target) {
   std::vector<bpf::LinkPtr> links;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
@@ -234,27 +205,60 @@ void NetflowPlugin::AttachTls(bpf_object* object) {
     if (ret) hook.remove_suffix(4);
     std::string function = "SSL_" + std::string(hook.substr(4));
     LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = ret, .func_name = function.c_str());
-    bpf_link* link = bpf_program__attach_uprobe_opts(program, -1, library.c_str(), 0, &opts);
-    if (link == nullptr) {
-      status.set_error(function + " on " + library + ": " + bpf::LibbpfErrorText(errno) +
-                       "; HTTPS is not covered");
-      spdlog::warn("probe {}: httpflow-tls: {}", kProbe, status.error());
-      publish();
-      return;
-    }
+    bpf_link* link = bpf_program__attach_uprobe_opts(program, -1, target.c_str(), 0, &opts);
+    if (link == nullptr) return Status::Error(function + ": " + bpf::LibbpfErrorText(errno));
     links.emplace_back(link, &bpf_link__destroy);
   }
-  probe_.AdoptLinks(std::move(links));
-  status.set_state("attached");
-  status.set_coverage("OpenSSL of the processes that map " + library +
-                      "; not covered: statically linked OpenSSL, other copies of libssl (a "
-                      "container's own image), other TLS libraries");
-  spdlog::info("probe {}: httpflow-tls: {}", kProbe, status.coverage());
-  publish();
+  return links;
+}
+
+}  // namespace
+
+void NetflowPlugin::AttachTls(bpf_object* object) {
+  // Every libssl.so.3 file processes map, the host's first (tls_coverage.h); what the uprobes
+  // cannot see is listed in the status and logged once per file.
+  {
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    if (tls_) tls_->Stop();
+    tls_status_ = v1::ProbeStatus();
+    tls_status_.set_probe("httpflow-tls");
+    tls_status_.set_strategy("uprobe");
+    tls_status_.set_state("attached");
+  }
+  TlsCoverage::Options options;
+  options.proc_root = options_.proc_root;
+  auto tls = std::make_shared<TlsCoverage>(options, [this, object](const std::string& target) {
+    Result<std::vector<bpf::LinkPtr>> links = AttachTlsPrograms(object, target);
+    if (!links.ok()) return links.status();
+    probe_.AdoptLinks(std::move(links).value());
+    return Status::Ok();
+  });
+  {
+    // Published before the scan: execs during it are queued, not lost.
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    tls_ = tls;
+  }
+  const std::string root = options_.proc_root == "/proc" ? "" : options_.proc_root + "/1/root";
+  std::vector<std::string> host;
+  for (const char* candidate : {"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib64/libssl.so.3",
+                                "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"}) {
+    host.push_back(root + candidate);
+  }
+  tls->Start(host);
+  spdlog::info("probe {}: httpflow-tls: {}", kProbe, tls->Coverage());
+}
+
+void NetflowPlugin::OnExec(uint32_t pid) {
+  std::shared_ptr<TlsCoverage> tls;
+  {
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    tls = tls_;
+  }
+  if (tls) tls->OnExec(pid);
 }
 
 void NetflowPlugin::Emit(v1::Event event) {
-  event.set_time_unix_nano(NowUnixNano());
+  event.set_time_unix_nano(bpf::NowUnixNano());
   sink_->Emit(std::move(event));
 }
 
@@ -273,6 +277,8 @@ bool NetflowPlugin::HasListener(const ns_conn& conn) {
 
 void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
   const int fd = conns_fd_;
+  // The conntrack events queued so far are read before sockets are folded into keys.
+  if (options_.nat_sync) options_.nat_sync();
   listeners_.clear();
   table_->BeginWalk();
   // A hash map walk restarts from the first key when the current one is deleted under it, so it
@@ -297,7 +303,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
     if (bpf_map_lookup_and_delete_elem(fd, &sk, &conn) == 0) table_->Closed(sk, conn);
   }
   std::vector<v1::NetflowEvent> events = table_->Flush(interval.count());
-  const uint64_t mono = MonotonicNs();
+  const uint64_t mono = bpf::MonotonicNs();
   // The name of the remote side, from DNS answers seen on this node.
   auto domain = [&](const std::string& raw) {
     std::optional<net::IpAddress> ip = net::IpAddress::FromBytes(
@@ -368,6 +374,12 @@ void NetflowPlugin::PollLoop() {
 void NetflowPlugin::Stop() {
   stop_ = true;
   if (poller_.joinable()) poller_.join();
+  std::shared_ptr<TlsCoverage> tls;
+  {
+    std::lock_guard<std::mutex> lock(l7_mu_);
+    tls = tls_;
+  }
+  if (tls) tls->Stop();  // no uprobe is attached after the teardown
   probe_.Teardown();
   conns_fd_ = -1;
   l7_skip_fd_ = -1;
@@ -399,7 +411,9 @@ v1::ProbeStatus NetflowPlugin::probe_status() const { return probe_.status(); }
 
 v1::ProbeStatus NetflowPlugin::tls_status() const {
   std::lock_guard<std::mutex> lock(l7_mu_);
-  return tls_status_;
+  v1::ProbeStatus status = tls_status_;
+  if (tls_) status.set_coverage(tls_->Coverage());
+  return status;
 }
 
 }  // namespace nodescope::sensor::netflow

@@ -23,6 +23,7 @@
 #include "sensor/plugins/netflow/filter.h"
 #include "sensor/plugins/netflow/flow_table.h"
 #include "sensor/plugins/netflow/http_table.h"
+#include "sensor/plugins/netflow/tls_coverage.h"
 #include "sensor/transport/event_sink.h"
 
 namespace nodescope::sensor::netflow {
@@ -40,6 +41,11 @@ struct NetflowOptions {
   uint32_t l7_capture_bytes = 4096;  // copied of each call, at most NS_L7_CAPTURE_MAX
   size_t l7_path_max = 256;
   std::chrono::nanoseconds dns_timeout = std::chrono::seconds(5);
+  // ebpf-conntrack: the DNAT join of outgoing netflow and httpflow keys, and a call that returns
+  // once the translations the kernel announced so far are in (made before each flush).
+  // nullptr: no dst_nat_* (ebpf-conntrack off or unavailable).
+  NatLookup nat;
+  std::function<void()> nat_sync;
 };
 
 class NetflowPlugin {
@@ -82,16 +88,20 @@ class NetflowPlugin {
   void Stop();
 
   v1::ProbeStatus probe_status() const;
-  // httpflow-tls's uprobes: which library they watch, and what they cannot see; state
+  // httpflow-tls's uprobes: which libssl files they watch, and what they cannot see; state
   // "disabled" when httpflow-tls is off.
   v1::ProbeStatus tls_status() const;
+  // An exec seen by the process probe, on its thread: with httpflow-tls, the process's libssl
+  // is looked for a short while later. Safe before Start and after Stop (ignored).
+  void OnExec(uint32_t pid);
   Counters counters() const;
 
  private:
   Status Attach(std::string_view strategy);
   void OnRecord(std::span<const std::byte> record);
   void OnL7Record(std::span<const std::byte> record);
-  // Uprobes on the host's libssl.so.3; what they cannot cover is logged.
+  // Uprobes on every libssl.so.3 processes map (tls_coverage.h); what they cannot cover is
+  // logged and in tls_status().
   void AttachTls(bpf_object* object);
   void PollLoop();
   void Emit(v1::Event event);
@@ -122,7 +132,8 @@ class NetflowPlugin {
   // Copies of the tables' counters, for counters() from other threads.
   mutable std::mutex l7_mu_;
   HttpTable::Counters http_counters_;
-  v1::ProbeStatus tls_status_;  // under l7_mu_
+  v1::ProbeStatus tls_status_;        // under l7_mu_
+  std::shared_ptr<TlsCoverage> tls_;  // under l7_mu_; null without httpflow-tls
   DnsTable::Counters dns_counters_;
 };
 

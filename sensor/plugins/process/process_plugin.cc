@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "process.skel.h"
 #include "sensor/plugins/process/convert.h"
@@ -73,6 +74,10 @@ void ProcessPlugin::OnRecord(std::span<const std::byte> record) {
       return;
   }
   sink_->Emit(ConvertEvent(*raw, clock_, *cache_, proc::ProcessCache::Clock::now()));
+  if (raw->kind == NS_PROCESS_EXEC && exec_observer_) {
+    const char* filename = reinterpret_cast<const char*>(raw->filename);
+    exec_observer_(raw->pid, std::string_view(filename, strnlen(filename, NS_FILENAME_LEN)));
+  }
 }
 
 void ProcessPlugin::PollLoop() {

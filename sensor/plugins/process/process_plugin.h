@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,6 +47,10 @@ class ProcessPlugin {
   // empty), then emits events to `sink` from a polling thread until Stop(). `sink` and `cache`
   // must outlive the plugin. The environment preflight (sensor/bpf/environment.h) comes first.
   Status Start(EventSink* sink, proc::ProcessCache* cache, std::string_view forced_strategy = {});
+  // Called on the polling thread for every exec (the new program's pid and the path executed),
+  // after its event is emitted; it must be cheap. Set before Start.
+  using ExecObserver = std::function<void(uint32_t pid, std::string_view filename)>;
+  void SetExecObserver(ExecObserver observer) { exec_observer_ = std::move(observer); }
   // Detaches every program, delivers what is still queued, joins the thread, frees everything.
   void Stop();
 
@@ -60,6 +65,7 @@ class ProcessPlugin {
 
   EventSink* sink_ = nullptr;
   proc::ProcessCache* cache_ = nullptr;
+  ExecObserver exec_observer_;
   bpf::MonotonicToRealtime clock_;
 
   bpf::LoadedProbe probe_;
