@@ -96,6 +96,23 @@ struct HttpTotals {
 
 using RequestKey = std::tuple<std::string, std::string, int>;  // method, path, status
 
+// Both sides of every request key of nginx's access log: as many exchanges as the log has, the
+// responses as nginx wrote them ($bytes_sent: status line, headers and body) read by curl and
+// written by nginx, and what curl wrote is what nginx read.
+void ExpectBothSidesMatchAccessLog(const std::map<RequestKey, HttpTotals>& access,
+                                   std::map<RequestKey, HttpTotals>& client,
+                                   std::map<RequestKey, HttpTotals>& server) {
+  for (const auto& [key, a] : access) {
+    SCOPED_TRACE(std::get<0>(key) + " " + std::get<1>(key) + " " +
+                 std::to_string(std::get<2>(key)));
+    EXPECT_EQ(client[key].count, a.count);
+    EXPECT_EQ(server[key].count, a.count);
+    EXPECT_EQ(client[key].bytes_read, a.bytes_written);
+    EXPECT_EQ(server[key].bytes_written, a.bytes_written);
+    EXPECT_EQ(client[key].bytes_written, server[key].bytes_read);
+  }
+}
+
 class L7 : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(stack_.StartAggregator().ok()); }
@@ -228,17 +245,9 @@ void L7::HttpRecordsMatchNginxAccessLog(bool tls) {
                    << HttpGet(stack_.sensor_http_port, "/metrics") << stack_.sensor->Log()
                    << Dump("httpflow");
 
+  ExpectBothSidesMatchAccessLog(access, client, server);
   uint64_t sent_total = 0, client_read = 0, server_written = 0;
   for (const auto& [key, a] : access) {
-    SCOPED_TRACE(std::get<0>(key) + " " + std::get<1>(key) + " " +
-                 std::to_string(std::get<2>(key)));
-    EXPECT_EQ(client[key].count, a.count);
-    EXPECT_EQ(server[key].count, a.count);
-    // Responses: status line, headers and body as nginx wrote them ($bytes_sent).
-    EXPECT_EQ(client[key].bytes_read, a.bytes_written);
-    EXPECT_EQ(server[key].bytes_written, a.bytes_written);
-    // Requests: what curl wrote is what nginx read.
-    EXPECT_EQ(client[key].bytes_written, server[key].bytes_read);
     sent_total += a.bytes_written;
     client_read += client[key].bytes_read;
     server_written += server[key].bytes_written;
@@ -395,15 +404,7 @@ TEST_F(L7, HttpsThroughACopyOfLibsslAndGnuTlsListedAsNotCovered) {
   ASSERT_TRUE(all) << "curl " << Count(client) << ", nginx " << Count(server) << " of " << requests
                    << "\n"
                    << stack_.sensor->Log() << Dump("httpflow");
-  for (const auto& [key, a] : access) {
-    SCOPED_TRACE(std::get<0>(key) + " " + std::get<1>(key) + " " +
-                 std::to_string(std::get<2>(key)));
-    EXPECT_EQ(client[key].count, a.count);
-    EXPECT_EQ(server[key].count, a.count);
-    EXPECT_EQ(client[key].bytes_read, a.bytes_written);
-    EXPECT_EQ(server[key].bytes_written, a.bytes_written);
-    EXPECT_EQ(client[key].bytes_written, server[key].bytes_read);
-  }
+  ExpectBothSidesMatchAccessLog(access, client, server);
   EXPECT_EQ(client.size(), access.size());
   // nginx's side of wget's request is seen (the host's libssl); wget's own is not.
   EXPECT_EQ((server[RequestKey{"GET", "/slow/wget", 200}].count), 1u);
