@@ -182,17 +182,7 @@ std::vector<v1::NetflowEvent> FlowTable::Flush(int64_t interval_ns) {
       u.key.nat_dst = nat->ip;
       u.key.nat_dst_port = nat->port;
     }
-    Totals& t = interval_[u.key];
-    t.bytes_read += u.totals.bytes_read;
-    t.bytes_written += u.totals.bytes_written;
-    t.retransmits += u.totals.retransmits;
-    t.rtt_sum += u.totals.rtt_sum;
-    t.rtt_var_sum += u.totals.rtt_var_sum;
-    t.rtt_samples += u.totals.rtt_samples;
-    t.established += u.totals.established;
-    t.closed += u.totals.closed;
-    t.connections += u.totals.connections;
-    t.cgroup_id = u.totals.cgroup_id;
+    interval_[u.key].Add(u.totals);
   }
   unresolved_.clear();
   for (auto& [sk, state] : sockets_) {

@@ -106,6 +106,19 @@ class FlowTable {
     uint64_t rtt_sum = 0, rtt_var_sum = 0, rtt_samples = 0;
     uint64_t established = 0, closed = 0, connections = 0;
     uint64_t cgroup_id = 0;
+    // Folds `o` in: the counters add up, the cgroup is the later one's.
+    void Add(const Totals& o) {
+      bytes_read += o.bytes_read;
+      bytes_written += o.bytes_written;
+      retransmits += o.retransmits;
+      rtt_sum += o.rtt_sum;
+      rtt_var_sum += o.rtt_var_sum;
+      rtt_samples += o.rtt_samples;
+      established += o.established;
+      closed += o.closed;
+      connections += o.connections;
+      cgroup_id = o.cgroup_id;
+    }
   };
 
   // A closed socket's contribution whose DNAT lookup failed when it was folded.
