@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "sensor/bpf/clock.h"
+
 namespace nodescope::sensor::proc {
 namespace {
 
@@ -18,13 +20,6 @@ std::optional<T> ParseNumber(std::string_view text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
-}
-
-
-int64_t NowNs(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace
@@ -88,7 +83,7 @@ std::optional<std::string> ParseCgroupV2Path(std::string_view text) {
 uint64_t BootTicksToMonotonicNs(uint64_t ticks) {
   static const int64_t kTicksPerSecond = sysconf(_SC_CLK_TCK);
   uint64_t boot_ns = ticks * (1'000'000'000ull / static_cast<uint64_t>(kTicksPerSecond));
-  int64_t suspended = NowNs(CLOCK_BOOTTIME) - NowNs(CLOCK_MONOTONIC);
+  int64_t suspended = bpf::ReadClockNs(CLOCK_BOOTTIME) - bpf::ReadClockNs(CLOCK_MONOTONIC);
   if (suspended < 0 || static_cast<uint64_t>(suspended) > boot_ns) return boot_ns;
   return boot_ns - static_cast<uint64_t>(suspended);
 }
