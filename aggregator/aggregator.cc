@@ -86,8 +86,9 @@ void RegisterOptions(config::Schema* schema, Options* o) {
                "labels of nodescope_http_requests_total and "
                "nodescope_http_request_duration_seconds (path: templated, ids become {id})");
   schema->Int("maximum_dimensions", &o->maximum_dimensions, 1, 1'000'000,
-              "netflow, http and dns metric label sets per host, each family on its own; label "
-              "sets beyond it share one series whose labels but host are \"other\"");
+              "netflow, http and dns metric label sets per host, each family on its own, and "
+              "label sets per host of each kernel metric; label sets beyond it share one series "
+              "whose labels but host are \"other\" (kernel: app and cgroup \"other\")");
 }
 
 Status ValidateOptions(const Options& options) {
@@ -120,9 +121,11 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
                                                    options.maximum_dimensions);
   a->dns_metrics_ =
       std::make_unique<DnsMetrics>(a->metrics_.registry(), options.maximum_dimensions);
+  a->kernel_metrics_ = std::make_unique<KernelMetrics>(a->metrics_, options.maximum_dimensions);
   a->ingestor_ = std::make_unique<ingest::Ingestor>(
       a->seqs_.get(), a->hub_.get(), a->sinks_.get(), &a->sensors_, &a->metrics_,
-      a->netflow_metrics_.get(), a->http_metrics_.get(), a->dns_metrics_.get());
+      a->netflow_metrics_.get(), a->http_metrics_.get(), a->dns_metrics_.get(),
+      a->kernel_metrics_.get());
   a->sensor_service_ =
       std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
   api::ObserverOptions observer_options;

@@ -20,6 +20,7 @@
 #include "aggregator/ingest/ingestor.h"
 #include "aggregator/ingest/sensors.h"
 #include "aggregator/ingest/service.h"
+#include "aggregator/kernel_metrics.h"
 #include "aggregator/metrics.h"
 #include "aggregator/netflow_metrics.h"
 #include "aggregator/sinks/sinks.h"
@@ -72,6 +73,7 @@ class Aggregator {
   std::unique_ptr<NetflowMetrics> netflow_metrics_;
   std::unique_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<DnsMetrics> dns_metrics_;
+  std::unique_ptr<KernelMetrics> kernel_metrics_;
   std::unique_ptr<ingest::SeqStore> seqs_;
   std::unique_ptr<sinks::SinkSet> sinks_;
   ingest::SensorRegistry sensors_;

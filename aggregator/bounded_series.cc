@@ -42,6 +42,17 @@ const std::string& LabelSetCap::Key(const std::vector<std::string>& values) {
   return tls_key;
 }
 
+const std::string& LabelSetCap::Key(const prometheus::Labels& labels) {
+  tls_key.clear();
+  for (const auto& [name, value] : labels) {
+    tls_key += name;
+    tls_key += kKeySeparator;
+    tls_key += value;
+    tls_key += kKeySeparator;
+  }
+  return tls_key;
+}
+
 const std::string& LabelSetCap::Group(const std::string& host) const {
   return host_label_ ? host : kAllHosts;
 }

@@ -1,12 +1,13 @@
 // The bounded label sets behind the aggregator's per-record Prometheus families (netflow, http,
-// dns): labels come from an allow-list, and each host holds at most `maximum_dimensions` label
-// sets (Netdata's "maximum dimensions"); the label sets beyond it share one series per host whose
-// other labels are all "other", so a port scan or a crawler cannot grow /metrics. Full detail
-// stays in the records.
+// dns) and the kernel metrics: labels come from an allow-list (kernel: checked sensor labels), and
+// each host holds at most `maximum_dimensions` label sets (Netdata's "maximum dimensions"); the
+// label sets beyond it share one series per host whose other labels are all "other", so a port
+// scan or a crawler cannot grow /metrics. Full detail stays in the records.
 #pragma once
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/labels.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +42,8 @@ class LabelSetCap {
   // The key of a label set: the values joined with 0xff, a byte valid UTF-8 never holds. A
   // buffer of the calling thread, valid until its next call.
   static const std::string& Key(const std::vector<std::string>& values);
+  // The same for label sets whose names vary: names and values, each followed by 0xff.
+  static const std::string& Key(const prometheus::Labels& labels);
   // What the cap counts: the label sets of one host, or of all hosts when host is not a label.
   const std::string& Group(const std::string& host) const;
   // For a label set without a series: true when its group has room (taken by this call); false
@@ -79,15 +82,13 @@ class BoundedSeries {
   // The series of `values` (one per labels() entry) observed on `host`. The reference stays valid
   // as long as this object: series are never removed and unordered_map nodes do not move.
   const Series& Get(const std::string& host, const std::vector<std::string>& values) {
-    const std::string& key = LabelSetCap::Key(values);
-    std::lock_guard lock(mu_);
-    auto it = series_.find(key);
-    if (it != series_.end()) return it->second;
-    if (cap_.Admit(host)) return series_.emplace(key, make_(cap_.LabelsOf(values))).first->second;
-    const std::string& group = cap_.Group(host);
-    auto other = other_.find(group);
-    if (other == other_.end()) other = other_.emplace(group, make_(cap_.OtherLabels(host))).first;
-    return other->second;
+    return Find(host, LabelSetCap::Key(values), [&] { return cap_.LabelsOf(values); });
+  }
+  // For a family whose label names vary from one label set to another (the kernel metrics, whose
+  // extra labels are the sensor's): `labels` as the series gets them, host included. labels()
+  // then only names the labels of the "other" series.
+  const Series& Get(const std::string& host, const prometheus::Labels& labels) {
+    return Find(host, LabelSetCap::Key(labels), [&] { return labels; });
   }
 
   // Series (label sets) in use, the folded "other" ones included.
@@ -97,6 +98,18 @@ class BoundedSeries {
   }
 
  private:
+  template <typename LabelsOf>
+  const Series& Find(const std::string& host, const std::string& key, const LabelsOf& labels_of) {
+    std::lock_guard lock(mu_);
+    auto it = series_.find(key);
+    if (it != series_.end()) return it->second;
+    if (cap_.Admit(host)) return series_.emplace(key, make_(labels_of())).first->second;
+    const std::string& group = cap_.Group(host);
+    auto other = other_.find(group);
+    if (other == other_.end()) other = other_.emplace(group, make_(cap_.OtherLabels(host))).first;
+    return other->second;
+  }
+
   mutable std::mutex mu_;
   LabelSetCap cap_;
   Make make_;

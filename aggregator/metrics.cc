@@ -8,15 +8,11 @@ prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& reg
   return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
 }
 
-namespace {
-
 prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
                                                    const std::string& name,
                                                    const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
 }
-
-}  // namespace
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()),

@@ -17,15 +17,26 @@
 
 namespace nodescope::aggregator {
 
-// Registers (or finds) a counter family: every family the aggregator exports is built this way.
+// Registers (or finds) a counter or gauge family: every counter and gauge family the aggregator
+// exports is built this way.
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
                                                        const std::string& name,
                                                        const std::string& help);
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help);
 
 // Drop reasons (the `reason` label of nodescope_records_dropped_total).
 inline constexpr char kDropSlowSubscriber[] = "slow_subscriber";
 inline constexpr char kDropSinkError[] = "sink_error";
 inline constexpr char kDropUnknownEvent[] = "unknown_event";
+// Entries of a KernelMetricsEvent (source "kernel"; an entry is one counter, gauge or histogram):
+// a name the catalog does not have, a catalog name sent as another kind, a label key or value
+// that cannot be a Prometheus label, a histogram with more slots than the kernel keeps.
+inline constexpr char kDropUnknownMetric[] = "unknown_metric";
+inline constexpr char kDropWrongKind[] = "wrong_kind";
+inline constexpr char kDropBadLabel[] = "bad_label";
+inline constexpr char kDropTooManySlots[] = "too_many_slots";
 
 class Metrics {
  public:

@@ -129,6 +129,7 @@ std::string_view SourceOf(const v1::Event& event) {
       return kConntrackSource;
     case v1::Event::kBash:
       return kBashSource;
+    case v1::Event::kKernel:  // not a record: KernelMetrics
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }
@@ -328,6 +329,7 @@ bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBat
       return ConvertConntrack(event.conntrack(), event.time_unix_nano(), context, out);
     case v1::Event::kBash:
       return ConvertBash(event.bash(), event.time_unix_nano(), context, out);
+    case v1::Event::kKernel:  // not a record: KernelMetrics
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }

@@ -21,10 +21,11 @@ struct BatchContext {
 };
 
 // The record source an event becomes ("process", "netflow", "httpflow", "dnsflow"), or "" for an
-// event this aggregator does not know (a newer sensor).
+// event this aggregator does not know (a newer sensor) or that is no record (kernel metrics).
 std::string_view SourceOf(const v1::Event& event);
 
-// Appends the record(s) of `event` to `out`. False when the event is not understood.
+// Appends the record(s) of `event` to `out`. False when the event is not understood, and for a
+// kernel metrics event, which is no record (Ingestor hands it to KernelMetrics).
 bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBatch* out);
 
 // Appends the record of a process lifecycle event. False (nothing appended) when the kind is

@@ -10,7 +10,7 @@ namespace nodescope::aggregator::ingest {
 
 Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
                    Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics,
-                   DnsMetrics* dns_metrics)
+                   DnsMetrics* dns_metrics, KernelMetrics* kernel_metrics)
     : seqs_(seqs),
       hub_(hub),
       sinks_(sinks),
@@ -18,7 +18,8 @@ Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorR
       metrics_(metrics),
       netflow_metrics_(netflow_metrics),
       http_metrics_(http_metrics),
-      dns_metrics_(dns_metrics) {}
+      dns_metrics_(dns_metrics),
+      kernel_metrics_(kernel_metrics) {}
 
 Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
                                    int64_t now) {
@@ -27,6 +28,7 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
   if (batch.seq() <= guard.last()) {
     std::map<std::string_view, uint64_t> by_source;
     for (const v1::Event& event : batch.events()) {
+      if (event.has_kernel()) continue;  // no record: not in the records_* counters either
       std::string_view source = SourceOf(event);
       ++by_source[source.empty() ? std::string_view("unknown") : source];
     }
@@ -40,6 +42,11 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
   uint64_t unknown = 0;
   uint64_t process_events[4] = {};  // by ProcessEvent::Kind
   for (const v1::Event& event : batch.events()) {
+    if (event.has_kernel()) {
+      // Deltas: applied once per committed batch (a resent one returned above).
+      if (kernel_metrics_ != nullptr) kernel_metrics_->Observe(batch.node(), event.kernel());
+      continue;
+    }
     if (!ConvertEvent(event, context, records.get())) {
       ++unknown;
       continue;
@@ -60,6 +67,8 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
       case v1::Event::kBash:  // records only, no Prometheus family
         break;
       case v1::Event::kConntrack:  // records only
+        break;
+      case v1::Event::kKernel:  // handled above
         break;
       case v1::Event::PAYLOAD_NOT_SET:
         break;

@@ -9,6 +9,7 @@
 #include "aggregator/http_metrics.h"
 #include "aggregator/ingest/dedup.h"
 #include "aggregator/ingest/sensors.h"
+#include "aggregator/kernel_metrics.h"
 #include "aggregator/metrics.h"
 #include "aggregator/netflow_metrics.h"
 #include "aggregator/sinks/sinks.h"
@@ -19,10 +20,11 @@ namespace nodescope::aggregator::ingest {
 class Ingestor {
  public:
   // `http_metrics`, `dns_metrics`: null leaves httpflow and dnsflow out of /metrics (tests that
-  // do not look at them); their records are ingested either way.
+  // do not look at them); their records are ingested either way. Kernel metrics events are no
+  // records: they go to `kernel_metrics` only (null: nowhere).
   Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
            Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics = nullptr,
-           DnsMetrics* dns_metrics = nullptr);
+           DnsMetrics* dns_metrics = nullptr, KernelMetrics* kernel_metrics = nullptr);
 
   struct Outcome {
     bool duplicate = false;
@@ -42,6 +44,7 @@ class Ingestor {
   NetflowMetrics* netflow_metrics_;
   HttpMetrics* http_metrics_;
   DnsMetrics* dns_metrics_;
+  KernelMetrics* kernel_metrics_;
 };
 
 }  // namespace nodescope::aggregator::ingest
