@@ -1,5 +1,7 @@
 #include "sensor/config.h"
 
+#include "sensor/plugins/kernel/options.h"
+
 namespace nodescope::sensor {
 
 config::Schema BuildSchema(SensorConfig* c) {
@@ -53,6 +55,21 @@ config::Schema BuildSchema(SensorConfig* c) {
         "longest httpflow path kept; longer ones are cut and marked truncated");
   s.Dur("dns_timeout", &c->dns_timeout, milliseconds(100), std::chrono::minutes(5),
         "a DNS query unanswered this long is reported with rcode -1");
+  s.Dur("update_every", &c->update_every, milliseconds(100), hours(1),
+        "ebpf-kernel: how often the kernel metrics are read and sent");
+  s.List("ebpf_programs", &c->ebpf_programs, kernel::kFamilies,
+         "ebpf-kernel families to run (Netdata's [ebpf programs]); default Netdata's: process fd "
+         "vfs sync mount socket hardirq softirq oomkill");
+  s.Choice("ebpf_load_mode", &c->ebpf_load_mode, {"entry", "return"},
+           "ebpf-kernel: entry counts calls; return adds the error dimensions");
+  s.Int("pid_table_size", &c->pid_table_size, 64, 4'194'304,
+        "ebpf-kernel: most processes counted per application and cgroup at once; beyond it a "
+        "process counts host-wide only (counted in nodescope_kernel_events_lost_total)");
+  s.Bool("apps", &c->apps, "ebpf-kernel: per-application series");
+  s.Bool("cgroups", &c->cgroups, "ebpf-kernel: per-cgroup series");
+  s.Map("apps_groups", &c->apps_groups,
+        "ebpf-kernel application groups, group -> process name patterns (* wildcards), as in "
+        "Netdata's apps_groups.conf; a process no pattern matches is its own application");
   return s;
 }
 

@@ -15,7 +15,8 @@ inline const std::vector<std::string> kKnownPlugins = {"ebpf-net",   "ebpf-bash"
                                                        "ebpf-trace", "bpf-netlog", "ebpf-kernel"};
 // Plugins this build contains. The process probe is not listed: it always runs, because every
 // plugin resolves pids through the process cache it keeps.
-inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net", "ebpf-bash", "ebpf-conntrack"};
+inline const std::vector<std::string> kBuiltPlugins = {"ebpf-net", "ebpf-bash", "ebpf-conntrack",
+                                                       "ebpf-kernel"};
 // L7 parts of ebpf-net that l7net_enabled accepts (DataKit's names), and the ones built. dnsflow
 // is always on with ebpf-net, as in DataKit.
 inline const std::vector<std::string> kKnownL7 = {"httpflow", "httpflow-tls"};
@@ -26,7 +27,7 @@ struct SensorConfig {
   std::string trace_server = "127.0.0.1:9970";
   std::string pprof_host = "127.0.0.1";
   int64_t pprof_port = 6061;
-  std::vector<std::string> enabled_plugins = {"ebpf-net"};
+  std::vector<std::string> enabled_plugins = {"ebpf-net", "ebpf-kernel"};
   std::map<std::string, std::string> tags;
   std::map<std::string, std::string> probe_strategies;
   int64_t batch_size = 512;
@@ -50,6 +51,17 @@ struct SensorConfig {
   int64_t l7_capture_bytes = 4096;
   int64_t l7_path_max = 256;
   config::Duration dns_timeout = std::chrono::seconds(5);
+
+  // ebpf-kernel: Netdata's ebpf.d.conf options ("update every", "ebpf load mode", "pid table
+  // size", "apps", "cgroups", the [ebpf programs] switches) and its apps_groups.conf.
+  config::Duration update_every = std::chrono::seconds(1);
+  std::vector<std::string> ebpf_programs = {"process", "fd",      "vfs",     "sync",   "mount",
+                                            "socket",  "hardirq", "softirq", "oomkill"};
+  std::string ebpf_load_mode = "entry";
+  int64_t pid_table_size = 32768;
+  bool apps = true;
+  bool cgroups = true;
+  std::map<std::string, std::string> apps_groups;
 };
 
 config::Schema BuildSchema(SensorConfig* config);

@@ -31,7 +31,9 @@ int main(int argc, char** argv) {
   if (auto code = daemon::LoadConfig(argc, argv, "nodescope-sensor",
                                      "eBPF probes of this node, streamed to the aggregator",
                                      &schema, [&config] {
-                                       return sensor::NetflowOptionsFrom(config).status();
+                                       Status net = sensor::NetflowOptionsFrom(config).status();
+                                       if (!net.ok()) return net;
+                                       return sensor::KernelOptionsFrom(config).status();
                                      })) {
     return *code;
   }

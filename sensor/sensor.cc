@@ -5,8 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <set>
 
 #include "sensor/bpf/clock.h"
+#include "sensor/plugins/kernel/apps.h"
+#include "sensor/proc/mountinfo.h"
 #include "sensor/plugins/netflow/listeners.h"
 
 namespace nodescope::sensor {
@@ -52,6 +56,34 @@ Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config) {
   if (Result<netflow::ServiceNames> n = netflow::ServiceNames::Build(o.filter.service_names);
       !n.ok()) {
     return n.status();
+  }
+  return o;
+}
+
+Result<kernel::KernelOptions> KernelOptionsFrom(const SensorConfig& config) {
+  kernel::KernelOptions o;
+  o.update_every = config.update_every;
+  o.families = std::set<std::string>(config.ebpf_programs.begin(), config.ebpf_programs.end());
+  o.mode = config.ebpf_load_mode == "return" ? kernel::LoadMode::kReturn : kernel::LoadMode::kEntry;
+  o.pid_table_size = static_cast<uint32_t>(config.pid_table_size);
+  o.apps = config.apps;
+  o.cgroups = config.cgroups;
+  o.apps_groups = config.apps_groups;
+  o.proc_root = proc::ProcessCache::ProcRootFromEnv();
+  // The sensor's own view of the cgroup2 hierarchy, as ProcessCache reads it (hybrid v1/v2
+  // hosts mount it at /sys/fs/cgroup/unified).
+  o.cgroup_root.clear();
+  if (Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");
+      mounts.ok()) {
+    if (std::optional<proc::Mount> cgroup2 = proc::FindMount(*mounts, "cgroup2")) {
+      o.cgroup_root = cgroup2->mount_point;
+      o.cgroup_prefix = cgroup2->root;
+    }
+  }
+  auto forced = config.probe_strategies.find("kernel");
+  if (forced != config.probe_strategies.end()) o.forced_strategy = forced->second;
+  if (Result<kernel::AppGroups> g = kernel::AppGroups::Build(o.apps_groups); !g.ok()) {
+    return g.status();
   }
   return o;
 }
@@ -136,6 +168,13 @@ Status Sensor::Start() {
                     forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
     if (!bash.ok()) spdlog::error("probe {}: {}", bash::BashPlugin::kProbe, bash.message());
   }
+  if (Enabled("ebpf-kernel")) {
+    Result<kernel::KernelOptions> options = KernelOptionsFrom(config_);
+    if (!options.ok()) return options.status();
+    if (Status k = kernel_.Start(transport_.get(), *options); !k.ok()) {
+      spdlog::error("plugin ebpf-kernel: {}", k.message());
+    }
+  }
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) == kBuiltPlugins.end()) {
       spdlog::warn("plugin {} is enabled but not part of this build; running without it", plugin);
@@ -184,6 +223,7 @@ void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   // After netflow, which looks translations up until its last report.
   conntrack_.Stop();
   bash_.Stop();  // delivers the lines still queued, so before the transport flush
+  kernel_.Stop();  // sends the last partial interval, so before the transport flush
   process_.Stop();
   if (transport_ && !transport_->Stop(deadline)) {
     spdlog::warn(
@@ -209,6 +249,9 @@ std::vector<v1::ProbeStatus> Sensor::Probes() const {
   }
   if (Enabled("ebpf-bash")) probes.push_back(bash_.probe_status());
   if (Enabled("ebpf-conntrack")) probes.push_back(conntrack_.probe_status());
+  if (Enabled("ebpf-kernel")) {
+    for (auto& p : kernel_.Probes()) probes.push_back(std::move(p));
+  }
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
       continue;

@@ -13,6 +13,7 @@
 #include "sensor/config.h"
 #include "sensor/plugins/bash/bash_plugin.h"
 #include "sensor/plugins/conntrack/conntrack_plugin.h"
+#include "sensor/plugins/kernel/kernel_plugin.h"
 #include "sensor/plugins/netflow/netflow_plugin.h"
 #include "sensor/plugins/process/process_plugin.h"
 #include "sensor/proc/process_cache.h"
@@ -25,6 +26,8 @@ namespace nodescope::sensor {
 // The netflow plugin's options from the configuration; reads the ephemeral port range when
 // ephemeral_port is 0. Also checks the connection filters, so a bad one is a configuration error.
 Result<netflow::NetflowOptions> NetflowOptionsFrom(const SensorConfig& config);
+// The ebpf-kernel plugin's options; checks apps_groups, so a bad group is a configuration error.
+Result<kernel::KernelOptions> KernelOptionsFrom(const SensorConfig& config);
 
 class Sensor {
  public:
@@ -60,6 +63,7 @@ class Sensor {
   conntrack::ConntrackPlugin conntrack_;  // before netflow_, which looks translations up in it
   netflow::NetflowPlugin netflow_;
   bash::BashPlugin bash_;
+  kernel::KernelPlugin kernel_;
   std::unique_ptr<http::HttpServer> http_;
   bool stopped_ = false;
 };

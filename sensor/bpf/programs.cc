@@ -44,6 +44,8 @@ Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
     if (!ProgramInStrategy(bpf_program__name(program), strategy)) continue;
+    // A probe's configure step may switch off programs of the strategy it does not need.
+    if (!bpf_program__autoload(program)) continue;
     bpf_link* link = bpf_program__attach(program);
     if (link == nullptr) {
       int err = errno;

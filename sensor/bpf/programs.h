@@ -22,7 +22,7 @@ inline constexpr std::string_view kCgroupPrefix = "cgroup__";
 // there are none of the strategy.
 Status SelectPrograms(bpf_object* object, std::string_view strategy);
 
-// After load: attaches every program of `strategy` (not the cgroup__ ones); on failure the links
+// After load: attaches every loaded program of `strategy` (not the cgroup__ ones); on failure the links
 // made so far are destroyed. The links must be destroyed before the object.
 Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view strategy);
 // After load: attaches every cgroup__ program to the cgroup v2 directory `cgroup_path` (the root

@@ -20,6 +20,8 @@ inline constexpr std::string_view kFentry = "fentry";
 inline constexpr std::string_view kKprobe = "kprobe";
 inline constexpr std::string_view kTpBtf = "tp_btf";
 inline constexpr std::string_view kTracepoint = "tracepoint";
+// Raw tracepoints: the BTF tracepoints' hooks and arguments, read without BTF types.
+inline constexpr std::string_view kRawTp = "raw_tp";
 // User-space functions (uprobe/uretprobe), attached per file by the plugin itself.
 inline constexpr std::string_view kUprobe = "uprobe";
 

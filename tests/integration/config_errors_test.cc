@@ -35,6 +35,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"nodescope-sensor", "no_such_option: 1\n", "unknown key 'no_such_option'"},
         Case{"nodescope-sensor", "trace_server: localhost\n", "key 'trace_server': expected HOST:PORT"},
         Case{"nodescope-sensor", "enabled_plugins: [ebpf-nope]\n", "\"ebpf-nope\" is not one of"},
+        Case{"nodescope-sensor", "ebpf_programs: [fd, vfs, nfsstat]\n", "\"nfsstat\" is not one of"},
+        Case{"nodescope-sensor", "ebpf_load_mode: exit\n", "key 'ebpf_load_mode'"},
+
         Case{"nodescope-aggregator", "history_size: [1]\n", "key 'history_size': expected an integer"},
         Case{"nodescope-aggregator", "lissen: :9970\n", "unknown key 'lissen'"},
         Case{"nodescope-aggregator", "listen: 127.0.0.1:99999\n", "key 'listen': expected HOST:PORT"},
@@ -50,6 +53,15 @@ TEST(ConfigErrors, RepeatedHttpLabelIsOneLine) {
   auto r = RunCommand({BinDir() + "/nodescope-aggregator", "--config", dir.File("c.yaml")});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_EQ(r.err, "nodescope-aggregator: config: key 'http_labels': \"host\" is listed twice\n");
+}
+
+// apps_groups is checked after loading too (the groups as a whole), before any probe loads.
+TEST(ConfigErrors, AnEmptyApplicationGroupIsOneLine) {
+  TempDir dir;
+  dir.Write("c.yaml", "apps_groups: {web: \"  \"}\n");
+  auto r = RunCommand({BinDir() + "/nodescope-sensor", "--config", dir.File("c.yaml")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err, "nodescope-sensor: apps_groups: group web has no process patterns\n");
 }
 
 TEST(ConfigErrors, EnvironmentOverrideIsCheckedToo) {

@@ -1,0 +1,53 @@
+// The ebpf-kernel plugin: Netdata's eBPF families as Prometheus metrics. Every update_every it
+// collects each family source (per-process families, IRQs, disk, ...) into one
+// KernelMetricsEvent of deltas and hands it to the transport.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "sensor/plugins/kernel/options.h"
+#include "sensor/transport/event_sink.h"
+
+namespace nodescope::sensor::kernel {
+
+class KernelPlugin {
+ public:
+  KernelPlugin();
+  ~KernelPlugin();  // Stop()
+  KernelPlugin(const KernelPlugin&) = delete;
+  KernelPlugin& operator=(const KernelPlugin&) = delete;
+
+  // Starts every source with an enabled family. A source that cannot load is reported in
+  // Probes() (state "failed", with why) and the others run; fails only when none could start.
+  Status Start(EventSink* sink, const KernelOptions& options);
+  // Sends what was counted since the last event, then detaches everything.
+  void Stop();
+  // One entry per enabled family, including those no source serves here (with why).
+  std::vector<v1::ProbeStatus> Probes() const;
+  bool running() const { return thread_.joinable(); }
+
+ private:
+  void Run();
+  void CollectAndEmit();
+
+  EventSink* sink_ = nullptr;
+  KernelOptions options_;
+  std::vector<std::unique_ptr<FamilySource>> sources_;
+  std::vector<v1::ProbeStatus> failed_;  // sources that did not start, per family
+  std::chrono::steady_clock::time_point last_emit_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+};
+
+// Why a family has no source in this build or on this kernel ("" when it has one).
+std::string UnservedReason(std::string_view family);
+
+}  // namespace nodescope::sensor::kernel
