@@ -21,7 +21,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers the integration tests drive
-  curl procps iproute2 util-linux nftables prometheus
+  curl procps iproute2 util-linux xfsprogs nftables prometheus
   # netflow tests and bench: web server, load generator, the tcplife peer, ping for the delay line
   nginx wrk libbpf-tools iputils-ping
   # dnsflow tests: the DNS server and client

@@ -5,6 +5,9 @@
 #include <algorithm>
 
 #include "sensor/bpf/clock.h"
+#include "sensor/plugins/kernel/disk/disk_source.h"
+#include "sensor/plugins/kernel/filesystem/filesystem_source.h"
+#include "sensor/plugins/kernel/irq/irq_source.h"
 #include "sensor/plugins/kernel/proc_source.h"
 
 namespace nodescope::sensor::kernel {
@@ -18,6 +21,9 @@ struct Served {
 std::vector<Served> Sources() {
   return {
       {kProcFamilies, [] { return std::make_unique<ProcSource>(); }},
+      {{"hardirq", "softirq"}, [] { return std::make_unique<irq::IrqSource>(); }},
+      {{"disk"}, [] { return std::make_unique<disk::DiskSource>(); }},
+      {{"filesystem"}, [] { return std::make_unique<filesystem::FilesystemSource>(); }},
   };
 }
 
