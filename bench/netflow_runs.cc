@@ -38,12 +38,15 @@ class Sensor {
     sensor->log_ = log;
     // Without --httpflow: the baseline runs no ebpf-net, the probe side netflow alone. With it:
     // both run netflow, the probe side httpflow too.
-    const bool net = netflow || bench.args.httpflow;
+    // With --kernel: the baseline runs no plugin, the probe side ebpf-kernel alone.
+    const bool kernel = bench.args.kernel && netflow;
+    const bool net = !bench.args.kernel && (netflow || bench.args.httpflow);
     const std::string l7 = bench.args.httpflow && netflow ? "httpflow" : "";
     std::ofstream(config) << fmt::format(
         "trace_server: 127.0.0.1:{}\npprof_port: {}\nhostname: bench-node\n"
         "enabled_plugins: [{}]\nl7net_enabled: [{}]\ninterval: {}s\n",
-        bench.grpc_port, sensor->http_port_, net ? "ebpf-net" : "", l7, bench.args.interval_s);
+        bench.grpc_port, sensor->http_port_,
+        kernel ? "ebpf-kernel" : (net ? "ebpf-net" : ""), l7, bench.args.interval_s);
     auto process =
         ChildProcess::Spawn({bench.args.bin_dir + "/nodescope-sensor", "--config", config}, log);
     if (!process.ok()) return process.status();
@@ -59,6 +62,9 @@ class Sensor {
       if (text.find("self endpoint on") != std::string::npos) {
         if (net && text.find("probe netflow: attached") == std::string::npos) {
           return Status::Error("the netflow probe did not attach:\n" + Tail(text, 3000));
+        }
+        if (kernel && text.find("probe kernel: attached") == std::string::npos) {
+          return Status::Error("the kernel probe did not attach:\n" + Tail(text, 3000));
         }
         return sensor;
       }

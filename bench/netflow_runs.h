@@ -39,6 +39,9 @@ struct Args {
   // The part measured is httpflow: both sides run ebpf-net, the baseline with l7net_enabled: []
   // (netflow alone), the other with httpflow (payload copied and parsed).
   bool httpflow = false;
+  // The part measured is ebpf-kernel with its default families: the baseline runs no plugin,
+  // the other side ebpf-kernel alone.
+  bool kernel = false;
 };
 
 // Everything that lives for the whole bench.
