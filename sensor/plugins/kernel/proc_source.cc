@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +20,8 @@ constexpr uint32_t kBatch = 1024;
 // Collects after a thread group's exit during which entries of its tgid that appear late (a
 // thread that exited after the last one was seen, an exec image never read) are still freed.
 constexpr int kDeadSweeps = 3;
+// Collects between two checks of the table against /proc (see Collect).
+constexpr uint64_t kSweepEvery = 60;
 
 // The kernel's own account of a map's memory ("memlock:" in the fd's fdinfo; for a hash without
 // preallocation, what its elements use now, Linux 6.4+).
@@ -273,6 +276,19 @@ void ProcSource::Collect(v1::KernelMetricsEvent& out) {
       if (dead_tgids_.count(key.tgid)) gone.push_back(key);
     }
     for (const Key& key : exited_) gone.push_back(key);
+    // A lost exit event (its ring was full) would leave a dead process's entries for good: now
+    // and then, entries of thread groups /proc no longer has go too, their last totals read.
+    if (++collects_ % kSweepEvery == 0) {
+      std::unordered_map<uint32_t, bool> alive;
+      for (const auto& [key, seen] : last_) {
+        auto [it, inserted] = alive.try_emplace(key.tgid, true);
+        if (inserted) {
+          struct stat st {};
+          it->second = stat((options_.proc_root + "/" + std::to_string(key.tgid)).c_str(), &st) == 0;
+        }
+        if (!it->second) gone.push_back(key);
+      }
+    }
     for (const Key& key : gone) Delete(key);
     exited_.clear();
   }

@@ -93,7 +93,8 @@ class ProcSource : public FamilySource {
 
   std::unordered_map<Key, Seen, KeyHash> last_;
   std::vector<Key> exited_;  // from exit events, freed after the next read
-  std::unordered_map<uint32_t, int> dead_tgids_;  // tgid -> Collects left to sweep its late entries
+  std::unordered_map<uint32_t, int> dead_tgids_;
+  uint64_t collects_ = 0;  // tgid -> Collects left to sweep its late entries
   std::map<std::string, Totals> app_deltas_;
   std::map<uint64_t, Totals> cgroup_deltas_;
   CounterDeltas host_;
