@@ -9,9 +9,12 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "bpf/abi/hist.h"
 
 namespace nodescope::test {
 
@@ -67,6 +70,38 @@ inline void ExpectBtfLayout(const char* object_path, const char* struct_name, si
   BtfMembers(types.get(), type, 0, &bpf);
   ASSERT_EQ(bpf.size(), cxx.size()) << "members added on one side only";
   ExpectSameMembers(bpf, cxx);
+}
+
+// struct ns_hist (bpf/abi/hist.h), which every ebpf-kernel family's object lays out again.
+inline std::vector<AbiMember> HistLayout() {
+  return {NS_ABI_MEMBER(ns_hist, slots), NS_ABI_MEMBER(ns_hist, sum_ns)};
+}
+
+inline void ExpectDocumentedHistLayout() {
+  ExpectSameMembers(HistLayout(), {{"slots", 0, 8 * NS_HIST_SLOTS}, {"sum_ns", 320, 8}});
+  EXPECT_EQ(sizeof(ns_hist), 328u);
+}
+
+// A map as user space reads it: the type, and the sizes of the key and value it passes.
+struct AbiMap {
+  const char* name;
+  bpf_map_type type;
+  uint32_t key_size, value_size, max_entries;
+};
+
+// Every map of `expected` is in the object at `object_path`, defined as listed.
+inline void ExpectMaps(const char* object_path, const std::vector<AbiMap>& expected) {
+  std::unique_ptr<bpf_object, decltype(&bpf_object__close)> object(
+      bpf_object__open_file(object_path, nullptr), &bpf_object__close);
+  ASSERT_NE(object, nullptr) << "cannot open " << object_path;
+  for (const AbiMap& e : expected) {
+    const bpf_map* map = bpf_object__find_map_by_name(object.get(), e.name);
+    ASSERT_NE(map, nullptr) << e.name;
+    EXPECT_EQ(bpf_map__type(map), e.type) << e.name;
+    EXPECT_EQ(bpf_map__key_size(map), e.key_size) << e.name;
+    EXPECT_EQ(bpf_map__value_size(map), e.value_size) << e.name;
+    EXPECT_EQ(bpf_map__max_entries(map), e.max_entries) << e.name;
+  }
 }
 
 }  // namespace nodescope::test

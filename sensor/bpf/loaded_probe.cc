@@ -29,12 +29,14 @@ Status LoadedProbe::Select(const std::vector<std::string>& strategies, std::stri
 }
 
 void LoadedProbe::Adopt(std::function<void()> destroy_object, std::vector<LinkPtr> links,
-                        std::unique_ptr<RingBuffer> ring, int counters_fd) {
+                        std::unique_ptr<RingBuffer> ring, int counters_fd,
+                        std::vector<bpf_program*> programs) {
   std::lock_guard lock(mu_);
   destroy_object_ = std::move(destroy_object);
   links_ = std::move(links);
   ring_ = std::move(ring);
   counters_fd_ = counters_fd;
+  programs_ = std::move(programs);
 }
 
 void LoadedProbe::AdoptLinks(std::vector<LinkPtr> links) {
@@ -52,6 +54,7 @@ void LoadedProbe::TeardownImpl(bool deliver) {
   ring_.reset();
   if (destroy_object_) {
     final_counters_ = ReadCounters();
+    programs_.clear();
     destroy_object_();
     destroy_object_ = nullptr;
     counters_fd_ = -1;
@@ -71,6 +74,22 @@ std::vector<uint64_t> LoadedProbe::ReadCounters() const {
 std::vector<uint64_t> LoadedProbe::KernelCounters() const {
   std::lock_guard lock(mu_);
   return ReadCounters();
+}
+
+std::vector<ProgramStats> LoadedProbe::Programs(bool (*which)(std::string_view program)) const {
+  std::lock_guard lock(mu_);
+  std::vector<ProgramStats> stats;
+  for (const bpf_program* program : programs_) {
+    if (which != nullptr && !which(bpf_program__name(program))) continue;
+    if (Result<ProgramStats> s = ReadProgramStats(program); s.ok()) stats.push_back(std::move(*s));
+  }
+  return stats;
+}
+
+uint64_t LoadedProbe::RecursionMisses(bool (*which)(std::string_view program)) const {
+  uint64_t misses = 0;
+  for (const ProgramStats& p : Programs(which)) misses += p.recursion_misses;
+  return misses;
 }
 
 v1::ProbeStatus LoadedProbe::status() const {

@@ -38,9 +38,10 @@ class LoadedProbe {
   // one strategy (LoadSkeleton below) or fails leaving nothing loaded.
   Status Select(const std::vector<std::string>& strategies, std::string_view forced,
                 const std::function<Status(const std::string&)>& attach);
-  // Takes what a successful attach made.
+  // Takes what a successful attach made: `programs` are those `links` attach, for Programs().
   void Adopt(std::function<void()> destroy_object, std::vector<LinkPtr> links,
-             std::unique_ptr<RingBuffer> ring, int counters_fd);
+             std::unique_ptr<RingBuffer> ring, int counters_fd,
+             std::vector<bpf_program*> programs = {});
   // More links of the adopted object (hooks attached apart from the strategy's programs).
   void AdoptLinks(std::vector<LinkPtr> links);
   // The ring buffer, between Adopt and Teardown; for the probe's polling thread.
@@ -50,6 +51,11 @@ class LoadedProbe {
 
   // Slot i of the per-CPU counters summed over CPUs: live, or as they were at teardown.
   std::vector<uint64_t> KernelCounters() const;
+  // The adopted programs the kernel can tell about, those `which` picks by name (all when it is
+  // null); none before Adopt and after Teardown.
+  std::vector<ProgramStats> Programs(bool (*which)(std::string_view program) = nullptr) const;
+  // Their recursion misses, summed: each a run the kernel skipped, so an event not measured.
+  uint64_t RecursionMisses(bool (*which)(std::string_view program) = nullptr) const;
   v1::ProbeStatus status() const;
 
  private:
@@ -63,6 +69,7 @@ class LoadedProbe {
   std::vector<LinkPtr> links_;
   std::unique_ptr<RingBuffer> ring_;
   int counters_fd_ = -1;
+  std::vector<bpf_program*> programs_;  // of the object, so gone with it
   std::vector<uint64_t> final_counters_;
 };
 
@@ -72,36 +79,47 @@ struct SkeletonOps {
   Skel* (*open)();
   int (*load)(Skel*);
   void (*destroy)(Skel*);
-  bpf_map* (*ring_map)(Skel*);      // the BPF_MAP_TYPE_RINGBUF the probe emits to
+  // The BPF_MAP_TYPE_RINGBUF the probe emits to; null for a probe user space only reads the maps
+  // of, which then has no ring buffer.
+  bpf_map* (*ring_map)(Skel*) = nullptr;
   bpf_map* (*counters_map)(Skel*);  // its per-CPU counters
+  // Programs of the strategy to attach before the others (StrategyPrograms); null: object order.
+  bool (*attach_first)(std::string_view program) = nullptr;
 };
 
 // Opens the skeleton, selects the programs of `strategy`, lets `configure` set its read-only data
-// (and turn on programs outside every strategy, which it then attaches itself), loads, attaches
-// the strategy's programs and opens the ring buffer with `handler`; hands all of it to `probe`.
-// Returns the skeleton, owned by `probe` until its Teardown.
+// (and turn programs outside every strategy on, which it then attaches itself, or programs of the
+// strategy off), loads, attaches the strategy's programs and opens the ring buffer with `handler`;
+// hands all of it to `probe`. Returns the skeleton, owned by `probe` until its Teardown.
 template <typename Skel>
 Result<Skel*> LoadSkeleton(LoadedProbe& probe, const SkeletonOps<Skel>& ops,
                            std::string_view strategy, RingBuffer::Handler handler,
-                           const std::function<void(Skel*)>& configure = {}) {
+                           const std::function<Status(Skel*)>& configure = {}) {
   LibbpfLogCapture capture;
   std::unique_ptr<Skel, void (*)(Skel*)> skel(ops.open(), ops.destroy);
   if (!skel) return Status::Error("open: " + LibbpfErrorText(errno));
   if (Status s = SelectPrograms(skel->obj, strategy); !s.ok()) return s;
   // After the selection: `configure` may also turn on programs outside every strategy.
-  if (configure) configure(skel.get());
+  if (configure) {
+    if (Status s = configure(skel.get()); !s.ok()) return s;
+  }
   if (int err = ops.load(skel.get()); err != 0) {
     return Status::Error("load: " + LibbpfErrorText(err));
   }
-  Result<std::vector<LinkPtr>> links = AttachPrograms(skel->obj, strategy);
+  std::vector<bpf_program*> programs = StrategyPrograms(skel->obj, strategy, ops.attach_first);
+  Result<std::vector<LinkPtr>> links = AttachPrograms(programs);
   if (!links.ok()) return links.status();
-  Result<std::unique_ptr<RingBuffer>> ring =
-      RingBuffer::Open(bpf_map__fd(ops.ring_map(skel.get())), std::move(handler));
-  if (!ring.ok()) return ring.status();
+  std::unique_ptr<RingBuffer> ring;
+  if (ops.ring_map != nullptr) {
+    Result<std::unique_ptr<RingBuffer>> opened =
+        RingBuffer::Open(bpf_map__fd(ops.ring_map(skel.get())), std::move(handler));
+    if (!opened.ok()) return opened.status();
+    ring = std::move(opened).value();
+  }
   const int counters_fd = bpf_map__fd(ops.counters_map(skel.get()));
   Skel* raw = skel.release();
   probe.Adopt([raw, destroy = ops.destroy] { destroy(raw); }, std::move(links).value(),
-              std::move(ring).value(), counters_fd);
+              std::move(ring), counters_fd, std::move(programs));
   return raw;
 }
 

@@ -1,5 +1,6 @@
 #include "sensor/bpf/programs.h"
 
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -39,13 +40,24 @@ Status SelectPrograms(bpf_object* object, std::string_view strategy) {
   return Status::Ok();
 }
 
-Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view strategy) {
-  std::vector<LinkPtr> links;
+std::vector<bpf_program*> StrategyPrograms(bpf_object* object, std::string_view strategy,
+                                           bool (*attach_first)(std::string_view program)) {
+  std::vector<bpf_program*> first, rest;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, object) {
     if (!ProgramInStrategy(bpf_program__name(program), strategy)) continue;
     // A probe's configure step may switch off programs of the strategy it does not need.
     if (!bpf_program__autoload(program)) continue;
+    (attach_first != nullptr && attach_first(bpf_program__name(program)) ? first : rest)
+        .push_back(program);
+  }
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
+}
+
+Result<std::vector<LinkPtr>> AttachPrograms(std::span<bpf_program* const> programs) {
+  std::vector<LinkPtr> links;
+  for (bpf_program* program : programs) {
     bpf_link* link = bpf_program__attach(program);
     if (link == nullptr) {
       int err = errno;
@@ -55,6 +67,20 @@ Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view
     links.emplace_back(link, &bpf_link__destroy);
   }
   return links;
+}
+
+Result<std::vector<LinkPtr>> AttachPrograms(bpf_object* object, std::string_view strategy) {
+  return AttachPrograms(StrategyPrograms(object, strategy));
+}
+
+Result<ProgramStats> ReadProgramStats(const bpf_program* program) {
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(bpf_program__fd(program), &info, &len) != 0) {
+    return Status::Error(std::string("info of ") + bpf_program__name(program) + ": " +
+                         std::strerror(errno));
+  }
+  return ProgramStats{info.name, info.run_cnt, info.run_time_ns, info.recursion_misses};
 }
 
 Result<std::vector<LinkPtr>> AttachCgroupPrograms(bpf_object* object,

@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -44,30 +43,26 @@
 #include <vector>
 
 #include "bpf/abi/disk.h"
-#include "sensor/bpf/environment.h"
+#include "sensor/bpf/clock.h"
 #include "sensor/plugins/kernel/disk/disk_source.h"
 #include "sensor/plugins/kernel/disk/diskstats.h"
+#include "tests/bpf/kernel_family.h"
 #include "tests/bpf/loop_fs.h"
 
 namespace nodescope::sensor::kernel::disk {
 namespace {
 
 using namespace std::chrono_literals;
+using bpf::MonotonicNs;
+using nodescope::test::Count;
 using nodescope::test::LoopDevice;
 using nodescope::test::LoopFs;
 using nodescope::test::ReadFile;
-using nodescope::test::RunShell;
 using nodescope::test::WriteFile;
 
 constexpr char kTracefs[] = "/sys/kernel/tracing";
 constexpr size_t kChunk = 64 << 10;
 constexpr int kChunks = 16;
-
-uint64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // ---- RAII guards: whatever a test made is undone, in reverse order, even when it fails ----
 
@@ -266,45 +261,21 @@ void DoIo(const std::string& dir) {
   close(fd);
 }
 
-class DiskProbeTest : public ::testing::TestWithParam<std::string> {
- protected:
-  static void SetUpTestSuite() {
-    Status env = bpf::PrepareEnvironment();
-    ASSERT_TRUE(env.ok()) << env.message();
-  }
-};
+class DiskProbeTest : public nodescope::test::KernelFamilyTest {};
 
 // The histograms of a Collect by device label; every one must be host-wide.
 std::map<std::string, ns_hist> Histograms(const v1::KernelMetricsEvent& event) {
   std::map<std::string, ns_hist> out;
-  for (const v1::KernelHistogram& h : event.histograms()) {
-    EXPECT_EQ(h.name(), "disk_io_latency");
-    EXPECT_EQ(h.labels().app(), "");
-    EXPECT_EQ(h.labels().cgroup_id(), 0u);
-    EXPECT_EQ(h.labels().extra().size(), 1u);
-    EXPECT_LE(h.slot_deltas_size(), NS_HIST_SLOTS);
-    const std::string device =
-        h.labels().extra().count("device") ? h.labels().extra().at("device") : "";
-    ns_hist& sum = out[device];
-    for (int i = 0; i < h.slot_deltas_size() && i < NS_HIST_SLOTS; ++i)
-      sum.slots[i] += h.slot_deltas(i);
-    sum.sum_ns += h.sum_ns_delta();
+  for (const auto& [labels, h] :
+       nodescope::test::HostWideHistograms(event, "disk_io_latency", {"device"})) {
+    out[labels[0]] = h;
   }
   return out;
 }
 
-uint64_t Count(const ns_hist& h) {
-  uint64_t n = 0;
-  for (uint64_t s : h.slots) n += s;
-  return n;
-}
-
 TEST_P(DiskProbeTest, HistogramCountsEveryIssuedRequestOfEachDevice) {
   const std::string strategy = GetParam();
-  ASSERT_EQ(RunShell("command -v losetup >/dev/null"), 0) << "losetup (util-linux) is missing";
-  ASSERT_EQ(RunShell("command -v mkfs.ext4 >/dev/null"), 0) << "mkfs.ext4 (e2fsprogs) is missing";
-  ASSERT_EQ(RunShell("command -v mkfs.xfs >/dev/null"), 0)
-      << "mkfs.xfs is missing: install xfsprogs (scripts/install-deps.sh lists it)";
+  ASSERT_EQ(nodescope::test::MissingLoopFsTools(), "");
 
   LoopFs ext4("ext4", "nodescope_disk_test_ext4"), xfs("xfs", "nodescope_disk_test_xfs");
   // No lazy inode-table or journal init: ext4lazyinit would write zeroes in the background.
@@ -323,14 +294,7 @@ TEST_P(DiskProbeTest, HistogramCountsEveryIssuedRequestOfEachDevice) {
   }
 
   DiskSource source(strategy);
-  KernelOptions options;
-  options.families = {"disk"};
-  ASSERT_TRUE(source.Start(options).ok());
-  std::vector<v1::ProbeStatus> probes = source.Probes();
-  ASSERT_EQ(probes.size(), 1u);
-  ASSERT_EQ(probes[0].state(), "attached") << probes[0].error();
-  EXPECT_EQ(probes[0].probe(), "kernel/disk");
-  EXPECT_EQ(probes[0].strategy(), strategy);
+  ASSERT_NO_FATAL_FAILURE(nodescope::test::StartAttached(source, "disk", strategy));
 
   TraceInstance trace;
   ASSERT_EQ(
@@ -439,12 +403,7 @@ TEST_P(DiskProbeTest, HistogramCountsEveryIssuedRequestOfEachDevice) {
   EXPECT_GT(outer_after.size(), moved.size()) << "every device moved: nothing to check absence on";
 
   // The only counters are losses, each labelled with a reason of this family.
-  for (const v1::KernelCounter& c : window.counters()) {
-    EXPECT_EQ(c.name(), "kernel_events_lost");
-    ASSERT_EQ(c.labels().extra().count("reason"), 1u);
-    EXPECT_EQ(c.labels().extra().at("reason").rfind("disk_", 0), 0u) << c.ShortDebugString();
-    EXPECT_GT(c.delta(), 0u);
-  }
+  ASSERT_NO_FATAL_FAILURE(nodescope::test::ExpectOnlyLosses(window, "disk"));
   // No request was lost to a full map while the probe counted.
   EXPECT_EQ(counters_after[NS_DISK_CNT_INFLIGHT_FULL], counters_before[NS_DISK_CNT_INFLIGHT_FULL]);
   EXPECT_EQ(counters_after[NS_DISK_CNT_DEVICES_FULL], counters_before[NS_DISK_CNT_DEVICES_FULL]);
@@ -456,13 +415,7 @@ TEST_P(DiskProbeTest, HistogramCountsEveryIssuedRequestOfEachDevice) {
 
 TEST(DiskSourceTest, DisabledFamilyLoadsNothing) {
   DiskSource source;
-  KernelOptions options;
-  options.families = {"process"};
-  ASSERT_TRUE(source.Start(options).ok());
-  EXPECT_TRUE(source.Probes().empty());
-  v1::KernelMetricsEvent event;
-  source.Collect(event);
-  EXPECT_EQ(event.histograms_size() + event.counters_size(), 0);
+  nodescope::test::ExpectDisabledLoadsNothing(source, {"process"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, DiskProbeTest, ::testing::Values("tp_btf", "tracepoint"),

@@ -19,7 +19,6 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <array>
@@ -37,16 +36,18 @@
 #include <vector>
 
 #include "bpf/abi/filesystem.h"
-#include "sensor/bpf/environment.h"
+#include "sensor/bpf/clock.h"
 #include "sensor/plugins/kernel/filesystem/filesystem_source.h"
+#include "tests/bpf/kernel_family.h"
 #include "tests/bpf/loop_fs.h"
 
 namespace nodescope::sensor::kernel::filesystem {
 namespace {
 
+using bpf::MonotonicNs;  // vDSO: no syscall of its own
+using nodescope::test::Count;
 using nodescope::test::LoopFs;
 using nodescope::test::ReadFile;
-using nodescope::test::RunShell;
 
 constexpr int kThreads = 4;
 constexpr int kRounds = 3;
@@ -56,12 +57,6 @@ constexpr uint64_t kOpensPerRound = 4;   // creat, open, openat, openat2
 constexpr uint64_t kReadsPerRound = 5;   // read, pread64, readv, preadv, preadv2
 constexpr uint64_t kWritesPerRound = 5;  // write, pwrite64, writev, pwritev, pwritev2
 constexpr uint64_t kSyncsPerRound = 3;   // fsync, fdatasync, sync_file_range
-
-uint64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no syscall of its own
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // What the test measured itself, per op: calls, the sum and the longest of the intervals around
 // them.
@@ -221,32 +216,6 @@ std::vector<std::string> XfsMounts() {
   return mounts;
 }
 
-// The histograms of an event by (fstype, op); every one must be host-wide and well formed.
-std::map<std::pair<std::string, std::string>, ns_hist> Histograms(
-    const v1::KernelMetricsEvent& event) {
-  std::map<std::pair<std::string, std::string>, ns_hist> out;
-  for (const v1::KernelHistogram& h : event.histograms()) {
-    EXPECT_EQ(h.name(), "filesystem_latency");
-    EXPECT_EQ(h.labels().app(), "");
-    EXPECT_EQ(h.labels().cgroup_id(), 0u);
-    EXPECT_EQ(h.labels().extra().size(), 2u) << h.ShortDebugString();
-    EXPECT_LE(h.slot_deltas_size(), NS_HIST_SLOTS);
-    const auto& extra = h.labels().extra();
-    ns_hist& sum = out[{extra.count("fstype") ? extra.at("fstype") : "",
-                        extra.count("op") ? extra.at("op") : ""}];
-    for (int i = 0; i < h.slot_deltas_size() && i < NS_HIST_SLOTS; ++i)
-      sum.slots[i] += h.slot_deltas(i);
-    sum.sum_ns += h.sum_ns_delta();
-  }
-  return out;
-}
-
-uint64_t Count(const ns_hist& h) {
-  uint64_t n = 0;
-  for (uint64_t s : h.slots) n += s;
-  return n;
-}
-
 int HighestSlot(const ns_hist& h) {
   int top = -1;
   for (int i = 0; i < NS_HIST_SLOTS; ++i) {
@@ -275,20 +244,11 @@ int BpfFds() {
   return n;
 }
 
-class FilesystemProbeTest : public ::testing::TestWithParam<std::string> {
- protected:
-  static void SetUpTestSuite() {
-    Status env = bpf::PrepareEnvironment();
-    ASSERT_TRUE(env.ok()) << env.message();
-  }
-};
+class FilesystemProbeTest : public nodescope::test::KernelFamilyTest {};
 
 TEST_P(FilesystemProbeTest, CountsEveryCallOnRegularFilesOfEachType) {
   const std::string strategy = GetParam();
-  ASSERT_EQ(RunShell("command -v losetup >/dev/null"), 0) << "losetup (util-linux) is missing";
-  ASSERT_EQ(RunShell("command -v mkfs.ext4 >/dev/null"), 0) << "mkfs.ext4 (e2fsprogs) is missing";
-  ASSERT_EQ(RunShell("command -v mkfs.xfs >/dev/null"), 0)
-      << "mkfs.xfs is missing: install xfsprogs (scripts/install-deps.sh lists it)";
+  ASSERT_EQ(nodescope::test::MissingLoopFsTools(), "");
   const std::vector<std::string> other_xfs = XfsMounts();
   ASSERT_TRUE(other_xfs.empty())
       << "an xfs filesystem is already mounted (" << other_xfs.front()
@@ -302,14 +262,7 @@ TEST_P(FilesystemProbeTest, CountsEveryCallOnRegularFilesOfEachType) {
 
   const int bpf_fds_before = BpfFds();
   FilesystemSource source(strategy);
-  KernelOptions options;
-  options.families = {"filesystem"};
-  ASSERT_TRUE(source.Start(options).ok());
-  std::vector<v1::ProbeStatus> probes = source.Probes();
-  ASSERT_EQ(probes.size(), 1u);
-  ASSERT_EQ(probes[0].state(), "attached") << probes[0].error();
-  EXPECT_EQ(probes[0].probe(), "kernel/filesystem");
-  EXPECT_EQ(probes[0].strategy(), strategy);
+  ASSERT_NO_FATAL_FAILURE(nodescope::test::StartAttached(source, "filesystem", strategy));
   EXPECT_GT(BpfFds(), bpf_fds_before) << "attached, yet this process holds no new BPF object";
   ASSERT_EQ(source.Programs().size(), 2u);
 
@@ -339,7 +292,9 @@ TEST_P(FilesystemProbeTest, CountsEveryCallOnRegularFilesOfEachType) {
   ASSERT_EQ(XfsMounts().size(), 1u) << "another xfs filesystem was mounted during the test";
   if (HasFailure()) return;
 
-  const std::map<std::pair<std::string, std::string>, ns_hist> hists = Histograms(window);
+  // By (fstype, op); every one must be host-wide and well formed.
+  const std::map<std::vector<std::string>, ns_hist> hists =
+      nodescope::test::HostWideHistograms(window, "filesystem_latency", {"fstype", "op"});
   const std::vector<std::string> ops = FilesystemSource::Ops();
   const uint64_t per_round[NS_FS_OPS] = {kReadsPerRound, kWritesPerRound, kOpensPerRound,
                                          kSyncsPerRound};
@@ -373,16 +328,12 @@ TEST_P(FilesystemProbeTest, CountsEveryCallOnRegularFilesOfEachType) {
   // Sockets, pipes, procfs, tmpfs, FIFOs and device nodes added no type: only the two
   // filesystems the test used (and the root's ext4) have series.
   for (const auto& [key, h] : hists) {
-    EXPECT_TRUE(key.first == "xfs" || key.first == "ext4")
-        << key.first << " " << key.second << " counted " << Count(h);
+    EXPECT_TRUE(key[0] == "xfs" || key[0] == "ext4")
+        << key[0] << " " << key[1] << " counted " << Count(h);
   }
   // The only counters are losses, each labelled with a reason of this family, and none of the
   // test's calls was lost.
-  for (const v1::KernelCounter& c : window.counters()) {
-    EXPECT_EQ(c.name(), "kernel_events_lost");
-    ASSERT_EQ(c.labels().extra().count("reason"), 1u);
-    EXPECT_EQ(c.labels().extra().at("reason").rfind("filesystem_", 0), 0u) << c.ShortDebugString();
-  }
+  ASSERT_NO_FATAL_FAILURE(nodescope::test::ExpectOnlyLosses(window, "filesystem"));
   EXPECT_EQ(counters_after[NS_FS_CNT_INFLIGHT_FULL], counters_before[NS_FS_CNT_INFLIGHT_FULL]);
   source.Stop();
   EXPECT_EQ(BpfFds(), bpf_fds_before) << "Stop left BPF objects open";
@@ -475,15 +426,9 @@ TEST_P(FilesystemProbeTest, CostPerCall) {
 TEST(FilesystemSourceTest, DisabledFamilyLoadsNothing) {
   const int bpf_fds_before = BpfFds();
   FilesystemSource source;
-  KernelOptions options;
-  options.families = {"process", "disk"};
-  ASSERT_TRUE(source.Start(options).ok());
-  EXPECT_TRUE(source.Probes().empty());
+  nodescope::test::ExpectDisabledLoadsNothing(source, {"process", "disk"});
   EXPECT_TRUE(source.Programs().empty());
   EXPECT_EQ(BpfFds(), bpf_fds_before) << "a disabled family opened BPF objects";
-  v1::KernelMetricsEvent event;
-  source.Collect(event);
-  EXPECT_EQ(event.histograms_size() + event.counters_size(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, FilesystemProbeTest, ::testing::Values("tp_btf", "raw_tp"),

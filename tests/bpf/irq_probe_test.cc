@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "sensor/bpf/environment.h"
 #include "sensor/plugins/kernel/irq/irq_metrics.h"
 #include "sensor/plugins/kernel/irq/irq_source.h"
 #include "sensor/plugins/kernel/irq/proc_irq.h"
+#include "tests/bpf/kernel_family.h"
 
 namespace nodescope::sensor::kernel::irq {
 namespace {
@@ -244,14 +244,7 @@ KernelOptions Families(std::set<std::string> families) {
   return options;
 }
 
-class IrqProbeTest : public ::testing::TestWithParam<std::string> {
- protected:
-  static void SetUpTestSuite() {
-    ASSERT_EQ(geteuid(), 0u) << "the bpf tests need root";
-    Status env = bpf::PrepareEnvironment();
-    ASSERT_TRUE(env.ok()) << env.message();
-  }
-};
+class IrqProbeTest : public nodescope::test::KernelFamilyTest {};
 
 // /proc read right before and right after a Collect: the map was read between the two.
 struct Edge {
@@ -449,14 +442,7 @@ std::multiset<std::string> New(const std::map<uint32_t, std::string>& before,
   return added;
 }
 
-class IrqFamilyAloneTest : public ::testing::TestWithParam<std::string> {
- protected:
-  static void SetUpTestSuite() {
-    ASSERT_EQ(geteuid(), 0u) << "the bpf tests need root";
-    Status env = bpf::PrepareEnvironment();
-    ASSERT_TRUE(env.ok()) << env.message();
-  }
-};
+class IrqFamilyAloneTest : public nodescope::test::KernelFamilyTest {};
 
 TEST_P(IrqFamilyAloneTest, OtherFamilyIsNotLoaded) {
   const std::string family = GetParam();
@@ -466,12 +452,7 @@ TEST_P(IrqFamilyAloneTest, OtherFamilyIsNotLoaded) {
   const auto programs_before = Loaded(false);
   const auto maps_before = Loaded(true);
   IrqSource source;
-  ASSERT_TRUE(source.Start(Families({family})).ok());
-  const std::vector<v1::ProbeStatus> statuses = source.Probes();
-  ASSERT_EQ(statuses.size(), 1u);
-  EXPECT_EQ(statuses[0].probe(), "kernel/" + family);
-  ASSERT_EQ(statuses[0].state(), "attached") << statuses[0].error();
-  EXPECT_EQ(statuses[0].strategy(), "tp_btf");
+  ASSERT_NO_FATAL_FAILURE(nodescope::test::StartAttached(source, family, "tp_btf"));
 
   const std::multiset<std::string> programs = New(programs_before, Loaded(false));
   const std::multiset<std::string> maps = New(maps_before, Loaded(true));

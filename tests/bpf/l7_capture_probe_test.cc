@@ -47,6 +47,7 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
         [](netflow_bpf* s) {
           s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
           s->rodata->l7_capture_bytes = kCaptureBytes;
+          return Status::Ok();
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
     for (bpf_map* ring : netflow::L7Rings(*skel)) {

@@ -47,6 +47,15 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
+std::string MissingLoopFsTools() {
+  if (RunShell("command -v losetup >/dev/null") != 0) return "losetup (util-linux) is missing";
+  if (RunShell("command -v mkfs.ext4 >/dev/null") != 0) return "mkfs.ext4 (e2fsprogs) is missing";
+  if (RunShell("command -v mkfs.xfs >/dev/null") != 0) {
+    return "mkfs.xfs is missing: install xfsprogs (scripts/install-deps.sh lists it)";
+  }
+  return "";
+}
+
 SparseFile::~SparseFile() { unlink(path_.c_str()); }
 
 bool SparseFile::Create(uint64_t bytes) {

@@ -19,6 +19,8 @@ int RunShell(const std::string& command);
 std::string Capture(const std::string& command);
 bool WriteFile(const std::string& path, const std::string& text);
 std::string ReadFile(const std::string& path);
+// "" when losetup, mkfs.ext4 and mkfs.xfs are all installed; otherwise which is missing.
+std::string MissingLoopFsTools();
 
 class SparseFile {
  public:

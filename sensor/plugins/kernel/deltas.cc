@@ -44,4 +44,9 @@ v1::KernelLabels ExtraLabels(std::initializer_list<std::pair<std::string, std::s
   return labels;
 }
 
+void AppendLost(CounterDeltas& deltas, const std::string& reason, uint64_t total,
+                v1::KernelMetricsEvent& out) {
+  deltas.Append("lost/" + reason, total, kEventsLost, ExtraLabels({{"reason", reason}}), out);
+}
+
 }  // namespace nodescope::sensor::kernel

@@ -38,6 +38,12 @@ class HistogramDeltas {
   std::unordered_map<std::string, ns_hist> last_;
 };
 
+inline constexpr char kEventsLost[] = "kernel_events_lost";
+
+// kernel_events_lost{reason}: `total` events a family's probe did not measure since it loaded.
+void AppendLost(CounterDeltas& deltas, const std::string& reason, uint64_t total,
+                v1::KernelMetricsEvent& out);
+
 // Labels with only the family's own extra labels (a host-wide series of a labelled family).
 v1::KernelLabels ExtraLabels(std::initializer_list<std::pair<std::string, std::string>> extra);
 

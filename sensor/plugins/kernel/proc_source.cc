@@ -171,6 +171,7 @@ Status ProcSource::Attach(const std::string& strategy) {
         bpf_program__set_autoload(p, false);
       }
     }
+    return Status::Ok();
   };
   Result<kernel_bpf*> skel = bpf::LoadSkeleton<kernel_bpf>(
       probe_, kOps, strategy, [this](std::span<const std::byte> r) { OnRecord(r); }, configure);

@@ -48,6 +48,7 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
             }
           }
         }
+        return Status::Ok();
       });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);

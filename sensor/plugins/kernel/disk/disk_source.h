@@ -8,14 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/status.h"
 #include "nodescope/v1/events.pb.h"
 #include "nodescope/v1/ingest.pb.h"
-#include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/kernel/deltas.h"
+#include "sensor/plugins/kernel/family_probe.h"
+#include "sensor/plugins/kernel/maps.h"
 #include "sensor/plugins/kernel/options.h"
 
 struct disk_bpf;
@@ -25,7 +25,6 @@ namespace nodescope::sensor::kernel::disk {
 class DiskSource final : public FamilySource {
  public:
   static constexpr char kFamily[] = "disk";
-  static constexpr char kProbe[] = "kernel/disk";
   // A request in flight longer than this is taken as one whose completion the probe will never
   // see (a record of the tracepoint strategy whose sector changed, a request aborted without a
   // completion) and its start is dropped, so that such leftovers cannot fill the map. Block
@@ -40,34 +39,26 @@ class DiskSource final : public FamilySource {
   DiskSource(const DiskSource&) = delete;
   DiskSource& operator=(const DiskSource&) = delete;
 
-  static std::vector<std::string> Strategies();
-
   nodescope::Status Start(const KernelOptions& options) override;
   void Collect(v1::KernelMetricsEvent& out) override;
   std::vector<v1::ProbeStatus> Probes() const override;
   void Stop() override;
 
   // The kernel's counters (enum ns_disk_counter), summed over CPUs; zeros when not attached.
-  std::vector<uint64_t> KernelCounters() const;
+  std::vector<uint64_t> KernelCounters() const { return probe_.probe().KernelCounters(); }
 
  private:
-  nodescope::Status Attach(const std::string& strategy);
   // The name of the disk `kernel_dev`; re-reads diskstats for a device it does not know, at
   // most once per Collect.
   std::string DeviceName(uint32_t kernel_dev, bool& reread);
   // Drops starts older than kInflightExpiry; returns how many.
   uint64_t SweepInflight();
 
-  const std::string forced_strategy_;
   std::string proc_root_;
   bool started_ = false;
-  bool enabled_ = false;
-  bpf::LoadedProbe probe_;
-  disk_bpf* skel_ = nullptr;               // owned by probe_ from a successful attach until Stop
-  std::vector<int> prog_fds_;              // the attached programs, for their recursion misses
+  FamilyProbe<disk_bpf> probe_;
   std::map<uint32_t, std::string> names_;  // kernel dev_t -> diskstats name
-  std::chrono::steady_clock::time_point next_sweep_;
-  uint64_t expired_ = 0;
+  PeriodicSweep sweep_{kSweepEvery};
   HistogramDeltas hists_;
   CounterDeltas lost_;
 };

@@ -12,8 +12,10 @@
 #include "common/status.h"
 #include "nodescope/v1/events.pb.h"
 #include "nodescope/v1/ingest.pb.h"
-#include "sensor/bpf/loaded_probe.h"
+#include "sensor/bpf/programs.h"
 #include "sensor/plugins/kernel/deltas.h"
+#include "sensor/plugins/kernel/family_probe.h"
+#include "sensor/plugins/kernel/maps.h"
 #include "sensor/plugins/kernel/options.h"
 
 struct filesystem_bpf;
@@ -23,7 +25,6 @@ namespace nodescope::sensor::kernel::filesystem {
 class FilesystemSource final : public FamilySource {
  public:
   static constexpr char kFamily[] = "filesystem";
-  static constexpr char kProbe[] = "kernel/filesystem";
   // An entry of the in-flight map is dropped when its thread no longer exists and it is at least
   // this old: its return was never seen (a skipped program run). The age keeps a /proc of
   // another pid namespace, where no thread of the host is found, from dropping live calls other
@@ -31,14 +32,7 @@ class FilesystemSource final : public FamilySource {
   static constexpr std::chrono::seconds kStaleAfter{60};
   static constexpr std::chrono::seconds kSweepEvery{60};
 
-  // One attached program's figures from the kernel (bpf_prog_info); run_time_ns and run_count
-  // move only while BPF statistics are on (sysctl kernel.bpf_stats_enabled or BPF_ENABLE_STATS).
-  struct ProgramStats {
-    std::string name;
-    uint64_t run_count = 0;
-    uint64_t run_time_ns = 0;
-    uint64_t recursion_misses = 0;
-  };
+  using ProgramStats = bpf::ProgramStats;
 
   // With `forced_strategy` ("tp_btf" or "raw_tp") only that strategy is tried; otherwise tp_btf,
   // then raw_tp.
@@ -47,7 +41,6 @@ class FilesystemSource final : public FamilySource {
   FilesystemSource(const FilesystemSource&) = delete;
   FilesystemSource& operator=(const FilesystemSource&) = delete;
 
-  static std::vector<std::string> Strategies();
   // The fstype label of each type index and the op label of each op (bpf/abi/filesystem.h).
   static std::vector<std::string> FsTypes();
   static std::vector<std::string> Ops();
@@ -58,24 +51,18 @@ class FilesystemSource final : public FamilySource {
   void Stop() override;
 
   // The kernel's counters (enum ns_fs_counter), summed over CPUs; zeros when not attached.
-  std::vector<uint64_t> KernelCounters() const;
+  std::vector<uint64_t> KernelCounters() const { return probe_.probe().KernelCounters(); }
   // The attached programs; empty when nothing is attached.
-  std::vector<ProgramStats> Programs() const;
+  std::vector<ProgramStats> Programs() const { return probe_.probe().Programs(); }
 
  private:
-  nodescope::Status Attach(const std::string& strategy);
   // Drops the entries of threads gone for good (kStaleAfter); returns how many.
   uint64_t SweepInflight();
 
-  const std::string forced_strategy_;
   std::string proc_root_;
   bool started_ = false;
-  bool enabled_ = false;
-  bpf::LoadedProbe probe_;
-  filesystem_bpf* skel_ = nullptr;  // owned by probe_ from a successful attach until Stop
-  std::vector<int> prog_fds_;       // the attached programs, for their recursion misses
-  std::chrono::steady_clock::time_point next_sweep_;
-  uint64_t stale_ = 0;
+  FamilyProbe<filesystem_bpf> probe_;
+  PeriodicSweep sweep_{kSweepEvery};
   HistogramDeltas hists_;
   CounterDeltas lost_;
 };

@@ -21,9 +21,7 @@ void IrqMetrics::Append(const IrqTotals& totals, const std::map<uint32_t, std::s
                          ExtraLabels({{"vector", std::string(kSoftirqNames[v])}}), out);
     }
   }
-  for (const auto& [reason, total] : totals.lost) {
-    counters_.Append("lost/" + reason, total, kEventsLost, ExtraLabels({{"reason", reason}}), out);
-  }
+  for (const auto& [reason, total] : totals.lost) AppendLost(counters_, reason, total, out);
 }
 
 }  // namespace nodescope::sensor::kernel::irq

@@ -15,7 +15,6 @@ namespace nodescope::sensor::kernel::irq {
 
 inline constexpr char kHardirqLatency[] = "hardirq_latency";
 inline constexpr char kSoftirqLatency[] = "softirq_latency";
-inline constexpr char kEventsLost[] = "kernel_events_lost";
 
 // One read of the maps. A family that is not running has its flag false and sends nothing.
 struct IrqTotals {

@@ -4,17 +4,16 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
 
 #include "irq.skel.h"
 #include "sensor/bpf/libbpf_log.h"
-#include "sensor/bpf/loaded_probe.h"
 #include "sensor/bpf/programs.h"
 #include "sensor/bpf/strategy.h"
 #include "sensor/plugins/kernel/irq/proc_irq.h"
+#include "sensor/plugins/kernel/maps.h"
 
 namespace nodescope::sensor::kernel::irq {
 namespace {
@@ -31,6 +30,10 @@ std::string_view FamilyOf(std::string_view program) {
 bool IsEntryHook(std::string_view program) {
   return program.size() >= 6 && program.substr(program.size() - 6) == "_entry";
 }
+
+// An event is lost once per skipped exit: a skipped entry alone shows up as an unmatched exit,
+// and a handler that interrupted another BPF program has both skipped.
+bool IsExitHook(std::string_view program) { return !IsEntryHook(program); }
 
 // What an attached family cannot see, for its ProbeStatus.
 std::string Coverage(std::string_view family, std::string_view strategy) {
@@ -51,60 +54,34 @@ std::string Coverage(std::string_view family, std::string_view strategy) {
   return coverage;
 }
 
-uint64_t RecursionMisses(const std::vector<int>& prog_fds) {
-  uint64_t misses = 0;
-  for (int fd : prog_fds) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) misses += info.recursion_misses;
-  }
-  return misses;
-}
-
-}  // namespace
-
-struct IrqSource::Family {
-  explicit Family(std::string family)
-      : name(std::move(family)), probe("kernel/" + name, NS_IRQ_CNT_MAX) {}
-
-  const std::string name;
-  bpf::LoadedProbe probe;
-  irq_bpf* skel = nullptr;    // owned by `probe` from a successful attach until Stop
-  std::vector<int> prog_fds;  // the attached exit programs, for their recursion misses
+constexpr bpf::SkeletonOps<irq_bpf> kOps = {
+    .open = irq_bpf__open,
+    .load = irq_bpf__load,
+    .destroy = irq_bpf__destroy,
+    .counters_map = [](irq_bpf* s) { return s->maps.counters; },
+    // Entries before exits: an exit attached first would meet handlers already running, whose
+    // entry it never saw, and count each as unmatched.
+    .attach_first = IsEntryHook,
 };
 
-IrqSource::IrqSource(std::string forced_strategy) : forced_strategy_(std::move(forced_strategy)) {}
-
-IrqSource::~IrqSource() { Stop(); }
-
-std::vector<std::string> IrqSource::Strategies() {
-  return {std::string(bpf::kTpBtf), std::string(bpf::kTracepoint)};
-}
-
-Status IrqSource::Attach(Family& family, const std::string& strategy) {
-  bpf::LibbpfLogCapture capture;
-  std::unique_ptr<irq_bpf, decltype(&irq_bpf__destroy)> skel(irq_bpf__open(), &irq_bpf__destroy);
-  if (!skel) return Status::Error("open: " + bpf::LibbpfErrorText(errno));
-  if (Status s = bpf::SelectPrograms(skel->obj, strategy); !s.ok()) return s;
-  std::vector<bpf_program*> programs;
+// Leaves only `family`'s programs of `strategy` on, and creates only its maps: no program of
+// this copy uses the other family's.
+Status KeepFamily(irq_bpf* skel, const std::string& family, std::string_view strategy) {
+  size_t programs = 0;
   bpf_program* program = nullptr;
   bpf_object__for_each_program(program, skel->obj) {
     if (!bpf_program__autoload(program)) continue;
-    const bool mine = FamilyOf(bpf_program__name(program)) == family.name;
-    if (!mine) {
-      if (int err = bpf_program__set_autoload(program, false); err != 0) {
-        return Status::Error(std::string("set autoload of ") + bpf_program__name(program) + ": " +
-                             bpf::LibbpfErrorText(err));
-      }
-      continue;
+    if (FamilyOf(bpf_program__name(program)) == family) {
+      ++programs;
+    } else if (int err = bpf_program__set_autoload(program, false); err != 0) {
+      return Status::Error(std::string("set autoload of ") + bpf_program__name(program) + ": " +
+                           bpf::LibbpfErrorText(err));
     }
-    programs.push_back(program);
   }
-  if (programs.empty()) {
-    return Status::Error("no " + family.name + " program for strategy " + strategy);
+  if (programs == 0) {
+    return Status::Error("no " + family + " program for strategy " + std::string(strategy));
   }
-  // The other family's maps are not created: no program of this copy uses them.
-  const bool hard = family.name == kHardirq;
+  const bool hard = family == IrqSource::kHardirq;
   for (bpf_map* map : {hard ? skel->maps.softirq_start : skel->maps.hardirq_start,
                        hard ? skel->maps.softirq_hists : skel->maps.hardirq_hists}) {
     if (int err = bpf_map__set_autocreate(map, false); err != 0) {
@@ -112,94 +89,56 @@ Status IrqSource::Attach(Family& family, const std::string& strategy) {
                            bpf::LibbpfErrorText(err));
     }
   }
-  if (int err = irq_bpf__load(skel.get()); err != 0) {
-    return Status::Error("load: " + bpf::LibbpfErrorText(err));
-  }
-  // Entries before exits: an exit attached first would meet handlers already running, whose
-  // entry it never saw, and count each as unmatched.
-  std::stable_partition(programs.begin(), programs.end(),
-                        [](bpf_program* p) { return IsEntryHook(bpf_program__name(p)); });
-  std::vector<bpf::LinkPtr> links;
-  std::vector<int> fds;
-  for (bpf_program* p : programs) {
-    bpf_link* link = bpf_program__attach(p);
-    if (link == nullptr) {
-      const int err = errno;
-      return Status::Error(std::string("attach ") + bpf_program__name(p) + ": " +
-                           bpf::LibbpfErrorText(err));
-    }
-    links.emplace_back(link, &bpf_link__destroy);
-    // An event is lost once per skipped exit: a skipped entry alone shows up as an unmatched
-    // exit, and a handler that interrupted another BPF program has both skipped.
-    if (!IsEntryHook(bpf_program__name(p))) fds.push_back(bpf_program__fd(p));
-  }
-  const int counters_fd = bpf_map__fd(skel->maps.counters);
-  irq_bpf* raw = skel.release();
-  family.probe.Adopt([raw] { irq_bpf__destroy(raw); }, std::move(links), nullptr, counters_fd);
-  family.skel = raw;
-  family.prog_fds = std::move(fds);
   return Status::Ok();
 }
+
+}  // namespace
+
+IrqSource::IrqSource(std::string forced_strategy)
+    : hardirq_(kHardirq, NS_IRQ_CNT_MAX, bpf::kTracepoint, forced_strategy),
+      softirq_(kSoftirq, NS_IRQ_CNT_MAX, bpf::kTracepoint, forced_strategy) {}
+
+IrqSource::~IrqSource() { IrqSource::Stop(); }
 
 Status IrqSource::Start(const KernelOptions& options) {
   if (started_) return Status::Error("irq source already started");
   started_ = true;
   proc_root_ = options.proc_root;
-  for (const char* name : {kHardirq, kSoftirq}) {
-    if (!options.Enabled(name)) continue;
-    auto family = std::make_unique<Family>(name);
-    Status attached = family->probe.Select(
-        Strategies(), forced_strategy_,
-        [this, f = family.get()](const std::string& strategy) { return Attach(*f, strategy); });
-    if (!attached.ok()) spdlog::warn("kernel/{}: {}", name, attached.message());
-    (name == std::string_view(kHardirq) ? hardirq_ : softirq_) = std::move(family);
+  for (FamilyProbe<irq_bpf>* family : {&hardirq_, &softirq_}) {
+    if (!options.Enabled(family->family())) continue;
+    family->Start(kOps, [name = family->family()](irq_bpf* s, std::string_view strategy) {
+      return KeepFamily(s, name, strategy);
+    });
   }
   return Status::Ok();
 }
 
 IrqTotals IrqSource::ReadTotals() {
   IrqTotals totals;
-  if (hardirq_ && hardirq_->skel) {
+  if (irq_bpf* skel = hardirq_.skel()) {
     totals.hardirq = true;
-    const int fd = bpf_map__fd(hardirq_->skel->maps.hardirq_hists);
-    uint32_t key = 0, next = 0;
-    const void* previous = nullptr;
     // Entries are only ever added, so walking the keys while handlers run misses none that
     // existed when the walk started.
-    while (bpf_map_get_next_key(fd, previous, &next) == 0) {
-      ns_hist hist{};
-      if (bpf_map_lookup_elem(fd, &next, &hist) == 0) totals.hardirq_hists[next] = hist;
-      key = next;
-      previous = &key;
-    }
-    const std::vector<uint64_t> counters = hardirq_->probe.KernelCounters();
+    ForEachEntry<uint32_t, ns_hist>(
+        bpf_map__fd(skel->maps.hardirq_hists),
+        [&](uint32_t irq, const ns_hist& hist) { totals.hardirq_hists[irq] = hist; });
+    const std::vector<uint64_t> counters = hardirq_.probe().KernelCounters();
     totals.lost["hardirq_unmatched"] = counters[NS_IRQ_CNT_HARDIRQ_UNMATCHED];
     totals.lost["hardirq_map_full"] = counters[NS_IRQ_CNT_HARDIRQ_MAP_FULL];
-    totals.lost["hardirq_recursion"] = RecursionMisses(hardirq_->prog_fds);
+    totals.lost["hardirq_recursion"] = hardirq_.probe().RecursionMisses(IsExitHook);
   }
-  if (softirq_ && softirq_->skel) {
+  if (irq_bpf* skel = softirq_.skel()) {
     totals.softirq = true;
-    const int fd = bpf_map__fd(softirq_->skel->maps.softirq_hists);
-    const int cpus = libbpf_num_possible_cpus();
-    // A per-CPU lookup fills one value per possible CPU, each rounded up to 8 bytes, which
-    // sizeof(ns_hist) already is.
-    static_assert(sizeof(ns_hist) % 8 == 0);
-    std::vector<ns_hist> per_cpu(cpus > 0 ? static_cast<size_t>(cpus) : 0);
-    for (uint32_t v = 0; v < NS_SOFTIRQ_VECTORS && !per_cpu.empty(); ++v) {
-      if (bpf_map_lookup_elem(fd, &v, per_cpu.data()) != 0) {
+    PerCpuHists per_cpu(bpf_map__fd(skel->maps.softirq_hists));
+    for (uint32_t v = 0; v < NS_SOFTIRQ_VECTORS && per_cpu.ok(); ++v) {
+      if (!per_cpu.Read(v, totals.softirq_hists[v])) {
         spdlog::warn("kernel/softirq: read vector {}: {}", v, std::strerror(errno));
-        continue;
-      }
-      ns_hist& sum = totals.softirq_hists[v];
-      for (const ns_hist& h : per_cpu) {
-        for (size_t i = 0; i < NS_HIST_SLOTS; ++i) sum.slots[i] += h.slots[i];
-        sum.sum_ns += h.sum_ns;
       }
     }
-    const std::vector<uint64_t> counters = softirq_->probe.KernelCounters();
+    const std::vector<uint64_t> counters = softirq_.probe().KernelCounters();
     totals.lost["softirq_unmatched"] = counters[NS_IRQ_CNT_SOFTIRQ_UNMATCHED];
     totals.lost["softirq_bad_vector"] = counters[NS_IRQ_CNT_SOFTIRQ_BAD_VECTOR];
-    totals.lost["softirq_recursion"] = RecursionMisses(softirq_->prog_fds);
+    totals.lost["softirq_recursion"] = softirq_.probe().RecursionMisses(IsExitHook);
   }
   return totals;
 }
@@ -231,23 +170,19 @@ void IrqSource::Collect(v1::KernelMetricsEvent& out) {
 
 std::vector<v1::ProbeStatus> IrqSource::Probes() const {
   std::vector<v1::ProbeStatus> statuses;
-  for (const Family* family : {hardirq_.get(), softirq_.get()}) {
-    if (family == nullptr) continue;
-    v1::ProbeStatus status = family->probe.status();
-    if (status.state() == "attached")
-      status.set_coverage(Coverage(family->name, status.strategy()));
-    statuses.push_back(std::move(status));
+  for (const FamilyProbe<irq_bpf>* family : {&hardirq_, &softirq_}) {
+    for (v1::ProbeStatus& status : family->Probes([family](std::string_view strategy) {
+           return Coverage(family->family(), strategy);
+         })) {
+      statuses.push_back(std::move(status));
+    }
   }
   return statuses;
 }
 
 void IrqSource::Stop() {
-  for (Family* family : {hardirq_.get(), softirq_.get()}) {
-    if (family == nullptr) continue;
-    family->probe.Teardown();
-    family->skel = nullptr;
-    family->prog_fds.clear();
-  }
+  hardirq_.Stop();
+  softirq_.Stop();
 }
 
 }  // namespace nodescope::sensor::kernel::irq

@@ -6,15 +6,17 @@
 #pragma once
 
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "nodescope/v1/events.pb.h"
 #include "nodescope/v1/ingest.pb.h"
+#include "sensor/plugins/kernel/family_probe.h"
 #include "sensor/plugins/kernel/irq/irq_metrics.h"
 #include "sensor/plugins/kernel/options.h"
+
+struct irq_bpf;
 
 namespace nodescope::sensor::kernel::irq {
 
@@ -30,27 +32,22 @@ class IrqSource : public FamilySource {
   IrqSource(const IrqSource&) = delete;
   IrqSource& operator=(const IrqSource&) = delete;
 
-  static std::vector<std::string> Strategies();
-
   Status Start(const KernelOptions& options) override;
   void Collect(v1::KernelMetricsEvent& out) override;
   std::vector<v1::ProbeStatus> Probes() const override;
   void Stop() override;
 
  private:
-  struct Family;
-
-  Status Attach(Family& family, const std::string& strategy);
   IrqTotals ReadTotals();
   // Reads the names of `irqs` (and every other line) from /proc/interrupts; an IRQ the file does
   // not list (freed meanwhile) is named "".
   void LearnNames(const std::vector<uint32_t>& irqs);
 
-  const std::string forced_strategy_;
   std::string proc_root_;
   bool started_ = false;
-  std::unique_ptr<Family> hardirq_;  // null when the family is disabled
-  std::unique_ptr<Family> softirq_;
+  // Never started when the family is disabled.
+  FamilyProbe<irq_bpf> hardirq_;
+  FamilyProbe<irq_bpf> softirq_;
   std::map<uint32_t, std::string> names_;  // IRQ number -> name in /proc/interrupts
   IrqMetrics metrics_;
 };
