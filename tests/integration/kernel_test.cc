@@ -151,6 +151,19 @@ class Kernel : public ::testing::TestWithParam<std::string> {
   }
   static std::string HostLabels() { return std::string("host=\"") + kHost + "\""; }
 
+  // The ops run's arguments: a work directory and a mount point of the test's own.
+  std::vector<std::string> OpsArgs(const LoopExt4& loop) {
+    const std::string work = stack_.dir.File("work"), mnt = stack_.dir.File("mnt");
+    std::filesystem::create_directories(work);
+    std::filesystem::create_directories(mnt);
+    return {"ops", work, loop.device(), mnt};
+  }
+  // Waits until the cgroup's series counted `exits` task exits: a run's last counts arrived.
+  bool WaitExits(const std::string& cgroup, double exits) {
+    return WaitFor(
+        [&] { return Value(Scrape(), "process_exit_total", CgroupLabels(cgroup)) >= exits; }, 20s);
+  }
+
   std::string cgroup2_;
   NodeStack stack_;
 };
@@ -161,24 +174,15 @@ TEST_P(Kernel, KnownOperationsGiveExactDeltasPerApplicationAndCgroup) {
   TestCgroup ops(cgroup2_, "nodescope-kernel-ops-" + tag);
   LoopExt4 loop(stack_.dir.File("ext4.img"));
   ASSERT_TRUE(loop.error().empty()) << loop.error();
-  const std::string work = stack_.dir.File("work");
-  const std::string mnt = stack_.dir.File("mnt");
-  std::filesystem::create_directories(work);
-  std::filesystem::create_directories(mnt);
+  const std::vector<std::string> ops_args = OpsArgs(loop);
 
   // The base run: the program's own start and exit, which the ops run repeats.
-  ASSERT_EQ(RunWorkload(base.path() + "/cgroup.procs", {"base", work}), 0);
-  ASSERT_TRUE(WaitFor(
-      [&] { return Value(Scrape(), "process_exit_total", CgroupLabels(base.name())) >= 1; }, 20s))
-      << "the base run's exit never showed\n" << Scrape();
+  ASSERT_EQ(RunWorkload(base.path() + "/cgroup.procs", {"base", ops_args[1]}), 0);
+  ASSERT_TRUE(WaitExits(base.name(), 1)) << "the base run's exit never showed\n" << Scrape();
   const std::string before = Scrape();
 
-  ASSERT_EQ(RunWorkload(ops.path() + "/cgroup.procs", {"ops", work, loop.device(), mnt}), 0);
-  const double exits = 1 + w::kForks + w::kThreads;
-  ASSERT_TRUE(WaitFor(
-      [&] { return Value(Scrape(), "process_exit_total", CgroupLabels(ops.name())) >= exits; },
-      20s))
-      << Scrape();
+  ASSERT_EQ(RunWorkload(ops.path() + "/cgroup.procs", ops_args), 0);
+  ASSERT_TRUE(WaitExits(ops.name(), 1 + w::kForks + w::kThreads)) << Scrape();
   std::this_thread::sleep_for(600ms);  // two more update_every: nothing may still move
   const std::string after = Scrape();
 
@@ -302,10 +306,7 @@ TEST_P(Kernel, AgreesWithLibbpfToolsOnTheSameRun) {
   TestCgroup cg(cgroup2_, "nodescope-kernel-peers-" + tag);
   LoopExt4 loop(stack_.dir.File("ext4.img"));
   ASSERT_TRUE(loop.error().empty()) << loop.error();
-  const std::string work = stack_.dir.File("work");
-  const std::string mnt = stack_.dir.File("mnt");
-  std::filesystem::create_directories(work);
-  std::filesystem::create_directories(mnt);
+  const std::vector<std::string> ops_args = OpsArgs(loop);
 
   // Line-buffered (stdbuf): the tools' headers say when they are attached.
   Subprocess syscount({"/usr/bin/stdbuf", "-oL", "/usr/sbin/syscount", "-c", cg.path(), "-T", "200"},
@@ -323,11 +324,8 @@ TEST_P(Kernel, AgreesWithLibbpfToolsOnTheSameRun) {
       30s))
       << syscount.Log() << exitsnoop.Log() << opensnoop.Log();
 
-  ASSERT_EQ(RunWorkload(cg.path() + "/cgroup.procs", {"ops", work, loop.device(), mnt}), 0);
-  const double exits = 1 + w::kForks + w::kThreads;
-  ASSERT_TRUE(WaitFor(
-      [&] { return Value(Scrape(), "process_exit_total", CgroupLabels(cg.name())) >= exits; },
-      20s));
+  ASSERT_EQ(RunWorkload(cg.path() + "/cgroup.procs", ops_args), 0);
+  ASSERT_TRUE(WaitExits(cg.name(), 1 + w::kForks + w::kThreads)) << Scrape();
   std::this_thread::sleep_for(600ms);
   const std::string after = Scrape();
   for (Subprocess* p : {&syscount, &exitsnoop, &opensnoop}) p->Stop(SIGINT);
