@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <unordered_set>
 
 #include "kernel.skel.h"
 
@@ -20,8 +21,6 @@ constexpr uint32_t kBatch = 1024;
 // Collects after a thread group's exit during which entries of its tgid that appear late (a
 // thread that exited after the last one was seen, an exec image never read) are still freed.
 constexpr int kDeadSweeps = 3;
-// Collects between two checks of the table against /proc (see Collect).
-constexpr uint64_t kSweepEvery = 60;
 
 // The kernel's own account of a map's memory ("memlock:" in the fd's fdinfo; for a hash without
 // preallocation, what its elements use now, Linux 6.4+).
@@ -194,6 +193,7 @@ Status ProcSource::Start(const KernelOptions& options) {
   Status s = probe_.Select(Strategies(), options_.forced_strategy,
                            [this](const std::string& name) { return Attach(name); });
   if (!s.ok()) return s;
+  proc_check_.Start();
   started_ = true;
   return Status::Ok();
 }
@@ -202,7 +202,7 @@ void ProcSource::OnRecord(std::span<const std::byte> record) {
   if (record.size() != sizeof(ns_kernel_exit_event)) return;
   ns_kernel_exit_event e;
   std::memcpy(&e, record.data(), sizeof(e));
-  exited_.push_back(Key{e.cgroup_id, e.tgid, e.exec_id});
+  exited_.push_back(e.tgid);
 }
 
 void ProcSource::Fold(const Key& key, const ns_kernel_proc& entry) {
@@ -223,41 +223,59 @@ void ProcSource::Fold(const Key& key, const ns_kernel_proc& entry) {
   }
 }
 
-void ProcSource::Delete(const Key& key) {
-  ns_kernel_proc_key k{};
-  k.cgroup_id = key.cgroup_id;
-  k.tgid = key.tgid;
-  k.exec_id = key.exec_id;
-  bpf_map_delete_elem(bpf_map__fd(skel_->maps.procs), &k);
-  last_.erase(key);
-}
-
 void ProcSource::ReadTable() {
   const int fd = bpf_map__fd(skel_->maps.procs);
-  std::vector<ns_kernel_proc_key> keys(kBatch);
+  std::vector<Key> keys(kBatch);
   std::vector<ns_kernel_proc> values(kBatch);
-  ns_kernel_proc_key cursor{};
+  Key cursor{};
   bool first = true;
-  std::vector<Key> late;
   for (;;) {
     uint32_t n = kBatch;
-    ns_kernel_proc_key next{};
+    Key next{};
     int err = bpf_map_lookup_batch(fd, first ? nullptr : &cursor, &next, keys.data(),
                                    values.data(), &n, nullptr);
     const bool done = err != 0;
     if (err != 0 && errno != ENOENT) {
       spdlog::warn("probe {}: reading the process table: {}", kProbe, std::strerror(errno));
     }
-    for (uint32_t i = 0; i < n; ++i) {
-      const Key key{keys[i].cgroup_id, keys[i].tgid, keys[i].exec_id};
-      Fold(key, values[i]);
-      if (dead_tgids_.count(key.tgid)) late.push_back(key);
-    }
+    for (uint32_t i = 0; i < n; ++i) Fold(keys[i], values[i]);
     if (done) break;
     cursor = next;
     first = false;
   }
-  for (const Key& key : late) Delete(key);
+}
+
+void ProcSource::FreeDeadEntries() {
+  // Every entry of a group that exited goes, earlier exec images included, and for a few reads
+  // more the entries that turn up late (a thread that counted after the last one's exit).
+  for (uint32_t tgid : exited_) dead_tgids_[tgid] = kDeadSweeps + 1;  // one read is this one
+  exited_.clear();
+  std::unordered_set<Key, KeyHash, KeyEq> gone;
+  for (const auto& [key, seen] : last_) {
+    if (dead_tgids_.count(key.tgid)) gone.insert(key);
+  }
+  for (auto it = dead_tgids_.begin(); it != dead_tgids_.end();) {
+    it = --it->second <= 0 ? dead_tgids_.erase(it) : std::next(it);
+  }
+  // A lost exit event (its ring was full) would leave a dead process's entries for good: now
+  // and then, entries of thread groups /proc no longer has go too.
+  proc_check_.Run([&] {
+    std::unordered_map<uint32_t, bool> alive;
+    for (const auto& [key, seen] : last_) {
+      auto [it, inserted] = alive.try_emplace(key.tgid, true);
+      if (inserted) {
+        struct stat st {};
+        it->second = stat((options_.proc_root + "/" + std::to_string(key.tgid)).c_str(), &st) == 0;
+      }
+      if (!it->second) gone.insert(key);
+    }
+    return uint64_t{0};
+  });
+  const int fd = bpf_map__fd(skel_->maps.procs);
+  for (const Key& key : gone) {
+    bpf_map_delete_elem(fd, &key);
+    last_.erase(key);
+  }
 }
 
 void ProcSource::Collect(v1::KernelMetricsEvent& out) {
@@ -267,31 +285,7 @@ void ProcSource::Collect(v1::KernelMetricsEvent& out) {
   (void)probe_.ring()->Poll(std::chrono::milliseconds(0));
   if (options_.apps || options_.cgroups) {
     ReadTable();
-    for (auto it = dead_tgids_.begin(); it != dead_tgids_.end();) {
-      it = --it->second <= 0 ? dead_tgids_.erase(it) : std::next(it);
-    }
-    for (const Key& key : exited_) dead_tgids_[key.tgid] = kDeadSweeps;
-    // Every entry of an exited group goes, earlier exec images included.
-    std::vector<Key> gone;
-    for (const auto& [key, seen] : last_) {
-      if (dead_tgids_.count(key.tgid)) gone.push_back(key);
-    }
-    for (const Key& key : exited_) gone.push_back(key);
-    // A lost exit event (its ring was full) would leave a dead process's entries for good: now
-    // and then, entries of thread groups /proc no longer has go too, their last totals read.
-    if (++collects_ % kSweepEvery == 0) {
-      std::unordered_map<uint32_t, bool> alive;
-      for (const auto& [key, seen] : last_) {
-        auto [it, inserted] = alive.try_emplace(key.tgid, true);
-        if (inserted) {
-          struct stat st {};
-          it->second = stat((options_.proc_root + "/" + std::to_string(key.tgid)).c_str(), &st) == 0;
-        }
-        if (!it->second) gone.push_back(key);
-      }
-    }
-    for (const Key& key : gone) Delete(key);
-    exited_.clear();
+    FreeDeadEntries();
   }
 
   // Host-wide: the per-CPU array summed.

@@ -20,6 +20,7 @@
 #include "sensor/plugins/kernel/apps.h"
 #include "sensor/plugins/kernel/cgroup_paths.h"
 #include "sensor/plugins/kernel/deltas.h"
+#include "sensor/plugins/kernel/maps.h"
 #include "sensor/plugins/kernel/options.h"
 
 struct kernel_bpf;
@@ -59,16 +60,17 @@ class ProcSource : public FamilySource {
   std::vector<uint64_t> KernelCounters() const { return probe_.KernelCounters(); }
 
  private:
-  struct Key {
-    uint64_t cgroup_id;
-    uint32_t tgid;
-    uint32_t exec_id;
-    bool operator==(const Key&) const = default;
-  };
+  // The kernel table's own key (bpf/abi/kernel.h), hashed and compared for the maps below.
+  using Key = ns_kernel_proc_key;
   struct KeyHash {
     size_t operator()(const Key& k) const {
       return std::hash<uint64_t>()(k.cgroup_id * 0x9e3779b97f4a7c15ULL ^
                                    (uint64_t{k.tgid} << 32 | k.exec_id));
+    }
+  };
+  struct KeyEq {
+    bool operator()(const Key& a, const Key& b) const {
+      return a.cgroup_id == b.cgroup_id && a.tgid == b.tgid && a.exec_id == b.exec_id;
     }
   };
   struct Seen {
@@ -81,7 +83,8 @@ class ProcSource : public FamilySource {
   // Folds what `entry` counted since its last read into its application and cgroup.
   void Fold(const Key& key, const ns_kernel_proc& entry);
   void ReadTable();
-  void Delete(const Key& key);
+  // After ReadTable: frees the entries of thread groups that are gone, their last totals read.
+  void FreeDeadEntries();
   bool Wanted(const SlotInfo& slot) const;
 
   KernelOptions options_;
@@ -91,10 +94,10 @@ class ProcSource : public FamilySource {
   kernel_bpf* skel_ = nullptr;
   bool started_ = false;
 
-  std::unordered_map<Key, Seen, KeyHash> last_;
-  std::vector<Key> exited_;  // from exit events, freed after the next read
-  std::unordered_map<uint32_t, int> dead_tgids_;
-  uint64_t collects_ = 0;  // tgid -> Collects left to sweep its late entries
+  std::unordered_map<Key, Seen, KeyHash, KeyEq> last_;
+  std::vector<uint32_t> exited_;  // thread groups whose exit events arrived since the last read
+  std::unordered_map<uint32_t, int> dead_tgids_;  // tgid -> reads left to free late entries of
+  PeriodicSweep proc_check_{std::chrono::seconds(60)};  // entries of groups /proc lacks
   std::map<std::string, Totals> app_deltas_;
   std::map<uint64_t, Totals> cgroup_deltas_;
   CounterDeltas host_;
