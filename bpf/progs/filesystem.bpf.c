@@ -29,6 +29,7 @@
 #define NS_COUNTERS_MAX NS_FS_CNT_MAX
 #include "counters.bpf.h"
 #include "log2_hist.bpf.h"
+#include "tp_hook.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -200,30 +201,5 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* ---- strategy tp_btf ---- */
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(tp_btf__sys_enter, struct pt_regs *regs, long id)
-{
-	return on_sys_enter(regs, id);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
-{
-	return on_sys_exit(regs, ret);
-}
-
-/* ---- strategy raw_tp: the same hooks without BTF argument types ---- */
-
-SEC("raw_tp/sys_enter")
-int BPF_PROG(raw_tp__sys_enter, struct pt_regs *regs, long id)
-{
-	return on_sys_enter(regs, id);
-}
-
-SEC("raw_tp/sys_exit")
-int BPF_PROG(raw_tp__sys_exit, struct pt_regs *regs, long ret)
-{
-	return on_sys_exit(regs, ret);
-}
+NS_HOOK(sys_enter, on_sys_enter(regs, id), struct pt_regs *regs, long id)
+NS_HOOK(sys_exit, on_sys_exit(regs, ret), struct pt_regs *regs, long ret)

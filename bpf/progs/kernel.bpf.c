@@ -30,6 +30,7 @@
 #define NS_COUNTERS_MAX NS_KERNEL_CNT_MAX
 #include "counters.bpf.h"
 #include "task.bpf.h"
+#include "tp_hook.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -454,24 +455,6 @@ static __always_inline int on_victim(struct task_struct *task)
 	add(&t, NS_K_OOMKILL_KILLS, 1);
 	return 0;
 }
-
-/* Every hook twice, one body: tp_btf__<hook> (BTF tracepoint: pointer arguments readable
- * directly, `btf` true) and raw_tp__<hook> (raw tracepoint: probe reads only). */
-#define NS_HOOK(hook, call, ...)                                                      \
-	SEC("tp_btf/" #hook)                                                          \
-	int BPF_PROG(tp_btf__##hook, ##__VA_ARGS__)                                   \
-	{                                                                             \
-		const bool btf = true;                                                \
-		(void)btf;                                                            \
-		return call;                                                          \
-	}                                                                             \
-	SEC("raw_tp/" #hook)                                                          \
-	int BPF_PROG(raw_tp__##hook, ##__VA_ARGS__)                                   \
-	{                                                                             \
-		const bool btf = false;                                               \
-		(void)btf;                                                            \
-		return call;                                                          \
-	}
 
 NS_HOOK(sys_exit, on_sys_exit(regs, ret, btf), struct pt_regs *regs, long ret)
 NS_HOOK(sock_send_length, on_sock_io(sk, ret, flags, true, btf), struct sock *sk, int ret, int flags)
