@@ -89,6 +89,24 @@ void RegisterOptions(config::Schema* schema, Options* o) {
               "netflow, http and dns metric label sets per host, each family on its own, and "
               "label sets per host of each kernel metric; label sets beyond it share one series "
               "whose labels but host are \"other\" (kernel: app and cgroup \"other\")");
+  schema->Choice("kubernetes_enrich", &o->k8s.enrich, {"auto", "on", "off"},
+                 "Kubernetes enrichment (src_k8s_*/dst_k8s_* tags): auto = on when running in a "
+                 "cluster (KUBERNETES_SERVICE_HOST) or kubernetes_url/kubeconfig is set");
+  schema->String("kubernetes_url", &o->k8s.url,
+                 "API server, https://host:port (empty: in-cluster, or the kubeconfig's)");
+  schema->String("kubeconfig", &o->k8s.kubeconfig,
+                 "kubeconfig file for running outside the cluster (its current-context)");
+  schema->String("bearer_token", &o->k8s.bearer_token,
+                 "file holding the API token, re-read when it changes (service-account token)");
+  schema->String("bearer_token_string", &o->k8s.bearer_token_string,
+                 "the API token itself (instead of bearer_token)");
+  schema->String("kubernetes_ca", &o->k8s.ca,
+                 "CA bundle the API server's certificate is checked against (missing default: "
+                 "the system's CAs)");
+  schema->Dur("k8s_ip_history", &o->k8s_ip_history, std::chrono::seconds(10),
+              std::chrono::hours(24),
+              "how long a deleted pod still names the records observed while it held its IP, "
+              "container or UID");
 }
 
 Status ValidateOptions(const Options& options) {
@@ -98,11 +116,25 @@ Status ValidateOptions(const Options& options) {
   }
   Status s = CheckNoRepeats("netflow_labels", options.netflow_labels);
   if (s.ok()) s = CheckNoRepeats("http_labels", options.http_labels);
+  if (s.ok()) s = enrich::k8s::ResolveApiConfig(options.k8s, getenv).status();
   return s;
 }
 
 Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
   std::unique_ptr<Aggregator> a(new Aggregator());
+
+  auto api = enrich::k8s::ResolveApiConfig(options.k8s, getenv);
+  if (!api.ok()) return api.status();
+  if (api->has_value()) {
+    a->k8s_state_ = std::make_unique<enrich::k8s::ClusterState>(options.k8s_ip_history.count());
+    auto watcher = enrich::k8s::Watcher::Start(**api, a->k8s_state_.get(), a->metrics_.registry());
+    if (!watcher.ok()) return watcher.status();
+    a->k8s_watcher_ = std::move(watcher).value();
+  } else {
+    spdlog::info("kubernetes enrichment off: {}",
+                 options.k8s.enrich == "off" ? "kubernetes_enrich is off"
+                                             : "not in a cluster, no kubernetes_url or kubeconfig");
+  }
 
   auto seqs = ingest::SeqStore::Open(options.state_dir, kIdleTtl);
   if (!seqs.ok()) return seqs.status();
@@ -121,11 +153,12 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
                                                    options.maximum_dimensions);
   a->dns_metrics_ =
       std::make_unique<DnsMetrics>(a->metrics_.registry(), options.maximum_dimensions);
-  a->kernel_metrics_ = std::make_unique<KernelMetrics>(a->metrics_, options.maximum_dimensions);
+  a->kernel_metrics_ = std::make_unique<KernelMetrics>(a->metrics_, options.maximum_dimensions,
+                                                       a->k8s_state_.get());
   a->ingestor_ = std::make_unique<ingest::Ingestor>(
       a->seqs_.get(), a->hub_.get(), a->sinks_.get(), &a->sensors_, &a->metrics_,
       a->netflow_metrics_.get(), a->http_metrics_.get(), a->dns_metrics_.get(),
-      a->kernel_metrics_.get());
+      a->kernel_metrics_.get(), a->k8s_state_.get());
   a->sensor_service_ =
       std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
   api::ObserverOptions observer_options;
@@ -191,6 +224,7 @@ void Aggregator::Housekeeping() {
     lock.unlock();
     const int64_t now = NowUnixNano();
     size_t seqs = seqs_->ForgetIdle(now);
+    if (k8s_state_) k8s_state_->Prune(now);
     size_t sensors = sensors_.ForgetIdle(
         now, std::chrono::duration_cast<std::chrono::nanoseconds>(kIdleTtl).count());
     if (seqs + sensors > 0) {
@@ -209,6 +243,7 @@ void Aggregator::Shutdown(std::chrono::milliseconds grace) {
   cv_.notify_all();
   ready_ = false;
   if (housekeeping_.joinable()) housekeeping_.join();
+  if (k8s_watcher_) k8s_watcher_->Stop();
   if (hub_) hub_->Close();
   if (sensor_service_) sensor_service_->CancelAll();
   if (grpc_) {

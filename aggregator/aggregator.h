@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "aggregator/api/hub.h"
+#include "aggregator/enrich/k8s/api_config.h"
+#include "aggregator/enrich/k8s/cluster_state.h"
+#include "aggregator/enrich/k8s/watcher.h"
 #include "aggregator/api/observer.h"
 #include "aggregator/http_metrics.h"
 #include "aggregator/ingest/dedup.h"
@@ -41,6 +44,8 @@ struct Options {
   std::vector<std::string> netflow_labels = kDefaultNetflowLabels;
   std::vector<std::string> http_labels = kDefaultHttpLabels;
   int64_t maximum_dimensions = kDefaultMaximumDimensions;
+  enrich::k8s::K8sOptions k8s;
+  config::Duration k8s_ip_history = std::chrono::minutes(10);
 };
 
 void RegisterOptions(config::Schema* schema, Options* options);
@@ -61,6 +66,8 @@ class Aggregator {
   void ReopenSinks();
 
   uint16_t grpc_port() const { return grpc_port_; }
+  // Null when Kubernetes enrichment is off.
+  const enrich::k8s::Watcher* k8s_watcher() const { return k8s_watcher_.get(); }
   uint16_t http_port() const { return http_->port(); }
   Metrics& metrics() { return metrics_; }
 
@@ -74,6 +81,8 @@ class Aggregator {
   std::unique_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<DnsMetrics> dns_metrics_;
   std::unique_ptr<KernelMetrics> kernel_metrics_;
+  std::unique_ptr<enrich::k8s::ClusterState> k8s_state_;
+  std::unique_ptr<enrich::k8s::Watcher> k8s_watcher_;
   std::unique_ptr<ingest::SeqStore> seqs_;
   std::unique_ptr<sinks::SinkSet> sinks_;
   ingest::SensorRegistry sensors_;

@@ -15,6 +15,8 @@ constexpr char kSource[] = "kernel";
 constexpr char kHostLabel[] = "host";
 constexpr char kAppLabel[] = "app";
 constexpr char kCgroupLabel[] = "cgroup";
+constexpr char kPodLabel[] = "pod";
+constexpr char kNamespaceLabel[] = "namespace";
 
 // The labels of the series that takes a host's label sets beyond maximum_dimensions: host, and
 // app and cgroup "other" (no cgroup path is "other": they start with '/').
@@ -32,7 +34,7 @@ bool IsExtraLabelKey(const std::string& key) {
     if ((c < 'a' || c > 'z') && c != '_') return false;
   }
   return key.rfind("__", 0) != 0 && key != "le" && key != kHostLabel && key != kAppLabel &&
-         key != kCgroupLabel;
+         key != kCgroupLabel && key != kPodLabel && key != kNamespaceLabel;
 }
 
 // `bytes` as a label value: valid UTF-8 (U+FFFD for each bad byte, as records have it). False when
@@ -46,12 +48,22 @@ bool AddLabel(const std::string& name, std::string_view bytes, prometheus::Label
   return true;
 }
 
-// The labels of an entry of node `host`, into `out`; false when one is bad.
-bool LabelsOf(const std::string& host, const v1::KernelLabels& labels, prometheus::Labels* out) {
+// The labels of an entry of node `host`, into `out`; false when one is bad. A per-cgroup series
+// of a container that enrichment knows gets its pod and namespace too.
+bool LabelsOf(const std::string& host, const v1::KernelLabels& labels,
+              const enrich::MetadataSource* metadata, prometheus::Labels* out) {
   out->clear();
   out->emplace(kHostLabel, host);
   if (!labels.app().empty() && !AddLabel(kAppLabel, labels.app(), out)) return false;
   if (labels.cgroup_id() != 0 && !AddLabel(kCgroupLabel, labels.cgroup(), out)) return false;
+  if (labels.cgroup_id() != 0 && metadata != nullptr && labels.has_container()) {
+    enrich::K8sNames names =
+        metadata->ByContainer(labels.container().id(), labels.container().pod_uid());
+    if (!names.pod.empty()) {
+      out->emplace(kPodLabel, names.pod);
+      out->emplace(kNamespaceLabel, names.ns);
+    }
+  }
   for (const auto& [key, value] : labels.extra()) {
     if (!IsExtraLabelKey(key) || !AddLabel(key, value, out)) return false;
   }
@@ -98,8 +110,10 @@ std::string KernelMetricName(const records::KernelMetricInfo& info) {
   return name;
 }
 
-KernelMetrics::KernelMetrics(Metrics& metrics, int64_t maximum_dimensions)
+KernelMetrics::KernelMetrics(Metrics& metrics, int64_t maximum_dimensions,
+                             const enrich::MetadataSource* metadata)
     : metrics_(metrics),
+      metadata_(metadata),
       folded_(CounterFamily(metrics.registry(), "nodescope_kernel_series_folded_total",
                             "Kernel metric entries counted in the host's \"other\" series because "
                             "the metric reached maximum_dimensions label sets on the host.")) {
@@ -150,9 +164,11 @@ const KernelMetrics::Metric* KernelMetrics::Lookup(const std::string& name, Kern
   return &metric;
 }
 
-const KernelMetrics::Series* KernelMetrics::SeriesOf(const Metric& metric, const std::string& host,
-                                                     const v1::KernelLabels& labels, Drops* drops) {
-  if (!LabelsOf(host, labels, &tls_labels)) {
+const KernelMetrics::Series* KernelMetrics::SeriesOf(const Metric& metric,
+                                                     const std::string& host,
+                                                     const v1::KernelLabels& labels,
+                                                     Drops* drops) const {
+  if (!LabelsOf(host, labels, metadata_, &tls_labels)) {
     ++drops->bad_label;
     return nullptr;
   }

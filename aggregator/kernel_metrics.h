@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "aggregator/bounded_series.h"
+#include "aggregator/enrich/metadata_source.h"
 #include "aggregator/metrics.h"
 #include "common/records/kernel_metrics.h"
 #include "nodescope/v1/events.pb.h"
@@ -47,7 +48,9 @@ class KernelMetrics {
  public:
   // Registers every catalog metric in `metrics`' registry; rejected entries are counted in
   // `metrics` (Dropped, source "kernel"). `maximum_dimensions` below 1 counts as 1.
-  KernelMetrics(Metrics& metrics, int64_t maximum_dimensions);
+  // `metadata` (may be null) adds pod and namespace to per-cgroup series of known containers.
+  KernelMetrics(Metrics& metrics, int64_t maximum_dimensions,
+                const enrich::MetadataSource* metadata = nullptr);
   KernelMetrics(const KernelMetrics&) = delete;
   KernelMetrics& operator=(const KernelMetrics&) = delete;
 
@@ -84,10 +87,11 @@ class KernelMetrics {
   // (counted in `drops`).
   const Metric* Lookup(const std::string& name, records::KernelMetricKind kind, Drops* drops) const;
   // The series of an entry's labels on `host`, or null when a label is bad (counted in `drops`).
-  static const Series* SeriesOf(const Metric& metric, const std::string& host,
-                                const v1::KernelLabels& labels, Drops* drops);
+  const Series* SeriesOf(const Metric& metric, const std::string& host,
+                         const v1::KernelLabels& labels, Drops* drops) const;
 
   Metrics& metrics_;
+  const enrich::MetadataSource* const metadata_;
   prometheus::Family<prometheus::Counter>& folded_;
   std::vector<Metric> catalog_;                         // in kKernelMetrics order
   std::unordered_map<std::string_view, size_t> index_;  // name -> catalog_

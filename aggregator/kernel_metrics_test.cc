@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "aggregator/enrich/k8s/cluster_state.h"
 #include "aggregator/ingest/ingestor.h"
 #include "aggregator/metrics_testing.h"
 #include "common/http/server.h"
@@ -98,6 +99,37 @@ TEST(KernelMetrics, CounterDeltasAddUpAcrossEvents) {
             1'000'000);
   EXPECT_EQ(kernel.series(), 6u);
   EXPECT_TRUE(metrics.DroppedByReason().empty());
+}
+
+TEST(KernelMetrics, PerCgroupSeriesOfAKnownContainerNameItsPod) {
+  enrich::k8s::ClusterState state(int64_t{600} * 1'000'000'000);
+  enrich::k8s::PodObject pod;
+  pod.uid = "5f1c2a3b-6d7e-4f80-9a1b-2c3d4e5f6a7b";
+  pod.ns = "shop";
+  pod.name = "cart-7d9f-x";
+  pod.containers = {{std::string(64, 'a'), "cart"}};
+  state.UpsertPod(pod, 1);
+  Metrics metrics;
+  KernelMetrics kernel(metrics, kDefaultMaximumDimensions, &state);
+  const std::string path =
+      "/kubepods.slice/kubepods-pod5f1c2a3b_6d7e_4f80_9a1b_2c3d4e5f6a7b.slice/cri-containerd-" +
+      std::string(64, 'a') + ".scope";
+  v1::KernelLabels known = Cgroup(8412, path);
+  known.mutable_container()->set_id(std::string(64, 'a'));
+  v1::KernelLabels unknown = Cgroup(8413, "/docker/" + std::string(64, 'b'));
+  unknown.mutable_container()->set_id(std::string(64, 'b'));
+  v1::KernelMetricsEvent e;
+  AddCounter(&e, "fd_open", known, 5);
+  AddCounter(&e, "fd_open", unknown, 2);
+  kernel.Observe("node-1", e);
+  prometheus::Registry& r = metrics.registry();
+  EXPECT_EQ(Value(r, "nodescope_fd_open_total",
+                  {{"host", "node-1"}, {"cgroup", path}, {"pod", "cart-7d9f-x"},
+                   {"namespace", "shop"}}),
+            5);
+  EXPECT_EQ(Value(r, "nodescope_fd_open_total",
+                  {{"host", "node-1"}, {"cgroup", "/docker/" + std::string(64, 'b')}}),
+            2);
 }
 
 TEST(KernelMetrics, GaugesTakeTheLastValue) {

@@ -100,6 +100,64 @@ void WriteNatTags(const E& event, RecordWriter* b) {
   b->Tag("dst_nat_port", PortText(event.dst_nat_port()));
 }
 
+// The local side (src) is named by the process's container when the sensor saw one (the only way
+// for a host-network pod, whose address is its node's), else by address like the remote side.
+// With a DNAT translation the remote pod is the NAT target and the service the one dialled.
+template <FlowEvent E>
+void WriteK8sFlowTags(const E& event, const FlowTuple& tuple, int64_t time,
+                      const BatchContext& context, RecordWriter* b) {
+  if (!event.container().id().empty()) b->Tag("container_id", event.container().id());
+  if (context.metadata == nullptr) return;
+  const enrich::MetadataSource& m = *context.metadata;
+  enrich::K8sNames src;
+  if (event.has_container()) src = m.ByContainer(event.container().id(), event.container().pod_uid());
+  if (src.empty()) src = m.ByIp(tuple.src, time);
+  enrich::K8sNames dst = m.ByIp(tuple.dst, time);
+  if constexpr (requires { event.dst_nat_ip(); }) {
+    if (event.dst_nat_port() != 0) {
+      if (std::optional<net::IpAddress> nat = Address(event.dst_nat_ip())) {
+        enrich::K8sNames target = m.ByIp(*nat, time);
+        if (!target.empty()) {
+          if (target.service.empty()) target.service = dst.service;
+          dst = std::move(target);
+        }
+      }
+    }
+  }
+  auto write = [b](std::string_view side, const enrich::K8sNames& names) {
+    auto tag = [&](std::string_view what, const std::string& value) {
+      if (value.empty()) return;
+      std::string key(side);
+      key.append("_k8s_").append(what);
+      b->Tag(key, value);
+    };
+    tag("namespace", names.ns);
+    tag("pod_name", names.pod);
+    tag("service_name", names.service);
+    tag("deployment_name", names.deployment);
+  };
+  write("src", src);
+  write("dst", dst);
+  if (!src.container.empty()) b->Tag("k8s_container_name", src.container);
+  if (!src.empty() || !dst.empty()) b->Tag("sub_source", "K8s");
+}
+
+// process and bash records: the process's own pod (tags k8s_namespace, k8s_pod_name,
+// k8s_container_name, k8s_deployment_name) from the container the sensor saw it in.
+void WriteK8sProcessTags(const v1::Container& container, const BatchContext& context,
+                         RecordWriter* b) {
+  if (container.id().empty() && container.pod_uid().empty()) return;
+  if (!container.id().empty()) b->Tag("container_id", container.id());
+  if (context.metadata == nullptr) return;
+  enrich::K8sNames names = context.metadata->ByContainer(container.id(), container.pod_uid());
+  if (names.empty()) return;
+  b->Tag("k8s_namespace", names.ns);
+  b->Tag("k8s_pod_name", names.pod);
+  if (!names.container.empty()) b->Tag("k8s_container_name", names.container);
+  if (!names.deployment.empty()) b->Tag("k8s_deployment_name", names.deployment);
+  b->Tag("sub_source", "K8s");
+}
+
 std::string_view ConntrackKindName(v1::ConntrackEvent::Kind kind) {
   switch (kind) {
     case v1::ConntrackEvent::NEW:
@@ -167,6 +225,7 @@ bool ConvertProcess(const v1::ProcessEvent& event, int64_t time_unix_nano,
   b.Tag("process_name", event.process_name());
   b.Tag("user", event.user());
   b.Tag("cgroup_id", uint64_t{event.cgroup_id()});
+  WriteK8sProcessTags(event.container(), context, &b);
   AppendExtraTags(context.extra_tags, &b);
 
   b.Field("event", name);
@@ -218,6 +277,7 @@ bool ConvertNetflow(const v1::NetflowEvent& event, int64_t time_unix_nano,
   RecordWriter b(out, kNetflowSource, time_unix_nano, context.node);
   WriteFlowTags(event, *tuple, context, &b);
   WriteNatTags(event, &b);
+  WriteK8sFlowTags(event, *tuple, time_unix_nano, context, &b);
   if (!event.dst_service_name().empty()) b.Tag("dst_service_name", event.dst_service_name());
   AppendExtraTags(context.extra_tags, &b);
 
@@ -238,6 +298,7 @@ bool ConvertHttpflow(const v1::HttpflowEvent& event, int64_t time_unix_nano,
   RecordWriter b(out, kHttpflowSource, time_unix_nano, context.node);
   WriteFlowTags(event, *tuple, context, &b);
   WriteNatTags(event, &b);
+  WriteK8sFlowTags(event, *tuple, time_unix_nano, context, &b);
   AppendExtraTags(context.extra_tags, &b);
 
   b.Field("bytes_read", IntField(event.bytes_read()));
@@ -258,6 +319,7 @@ bool ConvertDnsflow(const v1::DnsflowEvent& event, int64_t time_unix_nano,
   if (!tuple) return false;
   RecordWriter b(out, kDnsflowSource, time_unix_nano, context.node);
   WriteFlowTags(event, *tuple, context, &b);
+  WriteK8sFlowTags(event, *tuple, time_unix_nano, context, &b);
   AppendExtraTags(context.extra_tags, &b);
 
   b.Field("count", IntField(event.count()));
@@ -272,6 +334,7 @@ bool ConvertBash(const v1::BashEvent& event, int64_t time_unix_nano, const Batch
   if (event.cmd().empty()) return false;
   RecordWriter b(out, kBashSource, time_unix_nano, context.node);
   b.Tag("host", context.node);
+  WriteK8sProcessTags(event.container(), context, &b);
   AppendExtraTags(context.extra_tags, &b);
 
   // The reference collector's fields (pid is a string there), then ours.

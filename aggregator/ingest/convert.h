@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "aggregator/enrich/metadata_source.h"
 #include "aggregator/record_batch.h"
 #include "nodescope/v1/events.pb.h"
 #include "nodescope/v1/records.pb.h"
@@ -18,6 +19,8 @@ namespace nodescope::aggregator::ingest {
 struct BatchContext {
   const std::string& node;
   const google::protobuf::RepeatedPtrField<v1::Tag>& extra_tags;
+  // Kubernetes names for the src_k8s_*/dst_k8s_* and k8s_* tags; null when enrichment is off.
+  const enrich::MetadataSource* metadata = nullptr;
 };
 
 // The record source an event becomes ("process", "netflow", "httpflow", "dnsflow"), or "" for an

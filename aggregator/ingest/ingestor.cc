@@ -10,7 +10,8 @@ namespace nodescope::aggregator::ingest {
 
 Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
                    Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics,
-                   DnsMetrics* dns_metrics, KernelMetrics* kernel_metrics)
+                   DnsMetrics* dns_metrics, KernelMetrics* kernel_metrics,
+                   const enrich::MetadataSource* metadata)
     : seqs_(seqs),
       hub_(hub),
       sinks_(sinks),
@@ -19,7 +20,8 @@ Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorR
       netflow_metrics_(netflow_metrics),
       http_metrics_(http_metrics),
       dns_metrics_(dns_metrics),
-      kernel_metrics_(kernel_metrics) {}
+      kernel_metrics_(kernel_metrics),
+      metadata_(metadata) {}
 
 Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
                                    int64_t now) {
@@ -38,7 +40,7 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
   }
 
   std::shared_ptr<RecordBatch> records = pool_.Get();
-  const BatchContext context{batch.node(), batch.extra_tags()};
+  const BatchContext context{batch.node(), batch.extra_tags(), metadata_};
   uint64_t unknown = 0;
   uint64_t process_events[4] = {};  // by ProcessEvent::Kind
   for (const v1::Event& event : batch.events()) {

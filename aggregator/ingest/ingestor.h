@@ -6,6 +6,7 @@
 #include <string>
 
 #include "aggregator/api/hub.h"
+#include "aggregator/enrich/metadata_source.h"
 #include "aggregator/http_metrics.h"
 #include "aggregator/ingest/dedup.h"
 #include "aggregator/ingest/sensors.h"
@@ -24,7 +25,8 @@ class Ingestor {
   // records: they go to `kernel_metrics` only (null: nowhere).
   Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorRegistry* sensors,
            Metrics* metrics, NetflowMetrics* netflow_metrics, HttpMetrics* http_metrics = nullptr,
-           DnsMetrics* dns_metrics = nullptr, KernelMetrics* kernel_metrics = nullptr);
+           DnsMetrics* dns_metrics = nullptr, KernelMetrics* kernel_metrics = nullptr,
+           const enrich::MetadataSource* metadata = nullptr);
 
   struct Outcome {
     bool duplicate = false;
@@ -45,6 +47,7 @@ class Ingestor {
   HttpMetrics* http_metrics_;
   DnsMetrics* dns_metrics_;
   KernelMetrics* kernel_metrics_;
+  const enrich::MetadataSource* metadata_;
 };
 
 }  // namespace nodescope::aggregator::ingest
