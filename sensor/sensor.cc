@@ -10,8 +10,8 @@
 
 #include "sensor/bpf/clock.h"
 #include "sensor/plugins/kernel/apps.h"
-#include "sensor/proc/mountinfo.h"
 #include "sensor/plugins/netflow/listeners.h"
+#include "sensor/proc/cgroup_paths.h"
 
 namespace nodescope::sensor {
 namespace {
@@ -70,16 +70,12 @@ Result<kernel::KernelOptions> KernelOptionsFrom(const SensorConfig& config) {
   o.cgroups = config.cgroups;
   o.apps_groups = config.apps_groups;
   o.proc_root = proc::ProcessCache::ProcRootFromEnv();
-  // The sensor's own view of the cgroup2 hierarchy, as ProcessCache reads it (hybrid v1/v2
-  // hosts mount it at /sys/fs/cgroup/unified).
-  o.cgroup_root.clear();
-  if (Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");
-      mounts.ok()) {
-    if (std::optional<proc::Mount> cgroup2 = proc::FindMount(*mounts, "cgroup2")) {
-      o.cgroup_root = cgroup2->mount_point;
-      o.cgroup_prefix = cgroup2->root;
-    }
-  }
+  // The host's cgroup2 hierarchy (hybrid v1/v2 hosts mount it at /sys/fs/cgroup/unified), as
+  // the container sink walks it, so both name a cgroup the same way.
+  const proc::Cgroup2Mount cgroup2 = proc::FindCgroup2(proc::UserResolver::HostRootFromEnv(),
+                                                       proc::ProcessCache::ProcRootFromEnv());
+  o.cgroup_root = cgroup2.dir;
+  o.cgroup_prefix = cgroup2.prefix;
   auto forced = config.probe_strategies.find("kernel");
   if (forced != config.probe_strategies.end()) o.forced_strategy = forced->second;
   if (Result<kernel::AppGroups> g = kernel::AppGroups::Build(o.apps_groups); !g.ok()) {
@@ -113,6 +109,15 @@ Status Sensor::Start() {
   auto transport = Transport::Create(options, [this] { return status(); });
   if (!transport.ok()) return transport.status();
   transport_ = std::move(transport).value();
+  // Every plugin emits through it: one place sets the records' container.
+  const proc::Cgroup2Mount cgroup2 = proc::FindCgroup2(proc::UserResolver::HostRootFromEnv(),
+                                                       proc::ProcessCache::ProcRootFromEnv());
+  if (cgroup2.dir.empty()) {
+    spdlog::warn("no cgroup2 mount found: records carry no container");
+  } else {
+    spdlog::info("containers: cgroup2 hierarchy at {}", cgroup2.dir);
+  }
+  containers_ = std::make_unique<proc::ContainerSink>(transport_.get(), proc::CgroupPaths(cgroup2));
 
   // New bash and libssl files are found through the execs the process probe sees; set before
   // it starts so none is missed (they queue until the probes run).
@@ -129,7 +134,7 @@ Status Sensor::Start() {
   }
   auto forced = config_.probe_strategies.find(std::string(process::ProcessPlugin::kProbe));
   Status started = process_.Start(
-      transport_.get(), &cache_,
+      containers_.get(), &cache_,
       forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
   if (!started.ok()) return started;
   if (Enabled("ebpf-conntrack")) {
@@ -141,7 +146,7 @@ Status Sensor::Start() {
     // intervals after their entry is gone, and at least two minutes.
     ct.table.retention_ns = static_cast<uint64_t>(
         std::max<std::chrono::nanoseconds>(2 * config_.interval, std::chrono::minutes(2)).count());
-    if (Status s = conntrack_.Start(transport_.get(), ct); !s.ok()) {
+    if (Status s = conntrack_.Start(containers_.get(), ct); !s.ok()) {
       spdlog::error("probe {}: {}", conntrack::ConntrackPlugin::kProbe, s.message());
     }
   }
@@ -154,7 +159,7 @@ Status Sensor::Start() {
     }
     forced = config_.probe_strategies.find(std::string(netflow::NetflowPlugin::kProbe));
     Status net = netflow_.Start(
-        transport_.get(), *options,
+        containers_.get(), *options,
         forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
     // A probe this kernel refuses is reported (status, log, probe state "failed"); the other
     // probes keep running.
@@ -163,7 +168,7 @@ Status Sensor::Start() {
   if (Enabled("ebpf-bash")) {
     forced = config_.probe_strategies.find(std::string(bash::BashPlugin::kProbe));
     Status bash =
-        bash_.Start(transport_.get(), &cache_, proc::ProcessCache::ProcRootFromEnv(),
+        bash_.Start(containers_.get(), &cache_, proc::ProcessCache::ProcRootFromEnv(),
                     proc::UserResolver::HostRootFromEnv(),
                     forced == config_.probe_strategies.end() ? std::string_view() : forced->second);
     if (!bash.ok()) spdlog::error("probe {}: {}", bash::BashPlugin::kProbe, bash.message());
@@ -171,7 +176,7 @@ Status Sensor::Start() {
   if (Enabled("ebpf-kernel")) {
     Result<kernel::KernelOptions> options = KernelOptionsFrom(config_);
     if (!options.ok()) return options.status();
-    if (Status k = kernel_.Start(transport_.get(), *options); !k.ok()) {
+    if (Status k = kernel_.Start(containers_.get(), *options); !k.ok()) {
       spdlog::error("plugin ebpf-kernel: {}", k.message());
     }
   }

@@ -16,6 +16,7 @@
 #include "sensor/plugins/kernel/kernel_plugin.h"
 #include "sensor/plugins/netflow/netflow_plugin.h"
 #include "sensor/plugins/process/process_plugin.h"
+#include "sensor/proc/container_sink.h"
 #include "sensor/proc/process_cache.h"
 #include "sensor/proc/users.h"
 #include "sensor/self_metrics.h"
@@ -59,6 +60,7 @@ class Sensor {
   proc::UserResolver users_;
   proc::ProcessCache cache_;
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<proc::ContainerSink> containers_;  // in front of transport_: plugins emit here
   process::ProcessPlugin process_;
   conntrack::ConntrackPlugin conntrack_;  // before netflow_, which looks translations up in it
   netflow::NetflowPlugin netflow_;

@@ -11,12 +11,10 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,6 +24,7 @@
 #include "sensor/bpf/environment.h"
 #include "sensor/plugins/process/process_plugin.h"
 #include "sensor/proc/mountinfo.h"
+#include "tests/bpf/capturing_sink.h"
 
 namespace nodescope::sensor::process {
 namespace {
@@ -39,41 +38,6 @@ int64_t Now(clockid_t clock) {
   clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-
-class CapturingSink : public EventSink {
- public:
-  void Emit(v1::Event event) override {
-    std::lock_guard lock(mu_);
-    events_.push_back(std::move(event));
-    cv_.notify_all();
-  }
-  // The events of `pid`, in arrival order, once `count` of them arrived (or after 5 s).
-  std::vector<v1::Event> WaitFor(uint32_t pid, size_t count) {
-    std::unique_lock lock(mu_);
-    std::vector<v1::Event> mine;
-    cv_.wait_for(lock, 5s, [&] {
-      mine = Of(pid);
-      return mine.size() >= count;
-    });
-    return mine;
-  }
-  std::vector<v1::Event> Snapshot(uint32_t pid) {
-    std::lock_guard lock(mu_);
-    return Of(pid);
-  }
-
- private:
-  std::vector<v1::Event> Of(uint32_t pid) const {
-    std::vector<v1::Event> mine;
-    for (const auto& e : events_) {
-      if (e.process().pid() == pid) mine.push_back(e);
-    }
-    return mine;
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<v1::Event> events_;
-};
 
 // Names and ids of the BPF programs loaded in the kernel right now.
 std::vector<std::pair<uint32_t, std::string>> LoadedPrograms() {

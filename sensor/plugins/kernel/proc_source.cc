@@ -189,7 +189,7 @@ Status ProcSource::Start(const KernelOptions& options) {
       AppGroups::Build(options_.apps_groups.empty() ? kDefaultAppsGroups : options_.apps_groups);
   if (!apps.ok()) return apps.status();
   apps_ = std::move(apps).value();
-  cgroups_ = std::make_unique<CgroupPaths>(options_.cgroup_root, options_.cgroup_prefix);
+  cgroups_ = std::make_unique<proc::CgroupPaths>(options_.cgroup_root, options_.cgroup_prefix);
   Status s = probe_.Select(Strategies(), options_.forced_strategy,
                            [this](const std::string& name) { return Attach(name); });
   if (!s.ok()) return s;

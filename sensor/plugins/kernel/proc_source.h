@@ -18,10 +18,10 @@
 #include "bpf/abi/kernel.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/kernel/apps.h"
-#include "sensor/plugins/kernel/cgroup_paths.h"
 #include "sensor/plugins/kernel/deltas.h"
 #include "sensor/plugins/kernel/maps.h"
 #include "sensor/plugins/kernel/options.h"
+#include "sensor/proc/cgroup_paths.h"
 
 struct kernel_bpf;
 
@@ -89,7 +89,7 @@ class ProcSource : public FamilySource {
 
   KernelOptions options_;
   std::optional<AppGroups> apps_;
-  std::unique_ptr<CgroupPaths> cgroups_;
+  std::unique_ptr<proc::CgroupPaths> cgroups_;
   bpf::LoadedProbe probe_;
   kernel_bpf* skel_ = nullptr;
   bool started_ = false;
