@@ -227,7 +227,10 @@ Result<ApiClient::Response> ApiClient::Stream(
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
     beast::get_lowest_layer(*d.stream).expires_after(idle);
-    ec = d.Run([&](auto handler) { http::async_read(*d.stream, d.buffer, parser, handler); });
+    // read_some: a watch event must be handled when its chunk arrives, not when 64 KiB of
+    // events have (async_read returns only with a full buffer or the end of the body).
+    ec = d.Run(
+        [&](auto handler) { http::async_read_some(*d.stream, d.buffer, parser, handler); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       d.Close();
