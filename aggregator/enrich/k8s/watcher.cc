@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <random>
 
 #include "aggregator/clock.h"
@@ -194,9 +196,54 @@ void Watcher::Run(Follower* f) {
   }
 }
 
+// One list's objects, typed page by page: a page's JSON (a few MiB for 500 pods, several times
+// that as a DOM) is gone before the next is read, so a large cluster never sits in memory as
+// JSON at once.
+struct Watcher::Snapshot {
+  std::vector<PodObject> pods;
+  std::vector<ServiceObject> services;
+  std::vector<EndpointSliceObject> slices;
+  std::vector<NodeObject> nodes;
+  std::vector<WorkloadObject> workloads;
+  uint64_t objects = 0;
+  uint64_t bad = 0;
+
+  void Add(Resource resource, const json& items, std::string_view name) {
+    auto each = [&](auto from, auto& out) {
+      for (const json& item : items) {
+        auto object = from(item);
+        if (object.ok()) {
+          out.push_back(std::move(object).value());
+          ++objects;
+        } else {
+          ++bad;
+          spdlog::debug("kubernetes {}: {}", name, object.status().message());
+        }
+      }
+    };
+    switch (resource) {
+      case Resource::kPods: each(PodFrom, pods); break;
+      case Resource::kServices: each(ServiceFrom, services); break;
+      case Resource::kEndpointSlices: each(EndpointSliceFrom, slices); break;
+      case Resource::kNodes: each(NodeFrom, nodes); break;
+      default: each(WorkloadFrom, workloads); break;
+    }
+  }
+
+  void Replace(Resource resource, ClusterState* state, bool initial, int64_t now) {
+    switch (resource) {
+      case Resource::kPods: state->ReplacePods(std::move(pods), initial, now); break;
+      case Resource::kServices: state->ReplaceServices(std::move(services), initial, now); break;
+      case Resource::kEndpointSlices: state->ReplaceEndpointSlices(std::move(slices)); break;
+      case Resource::kNodes: state->ReplaceNodes(std::move(nodes)); break;
+      default: state->ReplaceWorkloads(KindOf(resource), std::move(workloads)); break;
+    }
+  }
+};
+
 bool Watcher::List(Follower* f, bool initial, std::string* why) {
   const std::string name(ResourceName(f->resource));
-  std::vector<json> items;
+  Snapshot snapshot;
   std::string continue_token;
   std::string version;
   do {
@@ -209,7 +256,7 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
       return false;
     }
     if (response->status == 410) {  // the continue token's snapshot was compacted away
-      items.clear();
+      snapshot = Snapshot();
       continue_token.clear();
       continue;
     }
@@ -218,7 +265,7 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
       return false;
     }
     Result<json> page = ParseSlim(response->body);
-    response->body.clear();
+    response->body = std::string();
     if (!page.ok() || !page->is_object() || !page->contains("items") ||
         !(*page)["items"].is_array()) {
       *why = "list: the answer is not a " + name + " list" +
@@ -232,7 +279,7 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
         (*meta)["continue"].is_string()) {
       continue_token = (*meta)["continue"].get<std::string>();
     }
-    for (json& item : (*page)["items"]) items.push_back(std::move(item));
+    snapshot.Add(f->resource, (*page)["items"], name);
   } while (!continue_token.empty() && !stopping_);
   if (stopping_) {
     *why = "stopped";
@@ -242,63 +289,20 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
     *why = "list: the answer has no metadata.resourceVersion";
     return false;
   }
-
-  // Typed snapshot; objects that cannot be read are counted and skipped, not fatal.
-  const int64_t now = Now();
-  uint64_t bad = 0;
-  auto each = [&](auto from, auto& out) {
-    for (const json& item : items) {
-      auto object = from(item);
-      if (object.ok()) {
-        out.push_back(std::move(object).value());
-      } else {
-        ++bad;
-        spdlog::debug("kubernetes {}: {}", name, object.status().message());
-      }
-    }
-  };
-  switch (f->resource) {
-    case Resource::kPods: {
-      std::vector<PodObject> pods;
-      each(PodFrom, pods);
-      state_->ReplacePods(std::move(pods), initial, now);
-      break;
-    }
-    case Resource::kServices: {
-      std::vector<ServiceObject> services;
-      each(ServiceFrom, services);
-      state_->ReplaceServices(std::move(services), initial, now);
-      break;
-    }
-    case Resource::kEndpointSlices: {
-      std::vector<EndpointSliceObject> slices;
-      each(EndpointSliceFrom, slices);
-      state_->ReplaceEndpointSlices(std::move(slices));
-      break;
-    }
-    case Resource::kNodes: {
-      std::vector<NodeObject> nodes;
-      each(NodeFrom, nodes);
-      state_->ReplaceNodes(std::move(nodes));
-      break;
-    }
-    default: {
-      std::vector<WorkloadObject> workloads;
-      each(WorkloadFrom, workloads);
-      state_->ReplaceWorkloads(KindOf(f->resource), std::move(workloads));
-      break;
-    }
-  }
-  if (bad > 0) {
-    bad_objects_.Add({{"resource", name}}).Increment(static_cast<double>(bad));
+  snapshot.Replace(f->resource, state_, initial, Now());
+  if (snapshot.bad > 0) {
+    bad_objects_.Add({{"resource", name}}).Increment(static_cast<double>(snapshot.bad));
     spdlog::warn("kubernetes {}: {} object(s) of the list could not be read and were skipped",
-                 name, bad);
+                 name, snapshot.bad);
   }
-  f->count = static_cast<int64_t>(items.size() - bad);
+  f->count = static_cast<int64_t>(snapshot.objects);
   f->objects->Set(static_cast<double>(f->count));
   f->version = version;
   if (!f->last_error.empty()) spdlog::info("kubernetes {}: listed again", name);
   f->last_error.clear();
+  // The pages' JSON was freed in this thread's malloc arena, which glibc keeps for reuse; a
+  // list happens at start and after a 410, so hand it back to the system.
+  malloc_trim(0);
   return true;
 }
 

@@ -38,6 +38,7 @@ class Watcher {
 
  private:
   struct Follower;
+  struct Snapshot;
   Watcher(ClusterState* state, prometheus::Registry& registry);
   void Run(Follower* f);
   // One list, all pages; false (with `why`) when it failed.
