@@ -71,7 +71,7 @@ struct Watcher::Follower {
   std::string version;  // "" → list first
   int64_t count = 0;
   std::atomic<bool> synced{false};
-  std::string last_error;  // logged once until it changes or the follower recovers
+  bool failing = false;  // since its last error, nothing succeeded
   prometheus::Gauge* objects = nullptr;
   prometheus::Gauge* synced_gauge = nullptr;
 };
@@ -146,6 +146,22 @@ bool Watcher::WaitSynced(std::chrono::milliseconds timeout) const {
 
 int64_t Watcher::Now() const { return NowUnixNano(); }
 
+// An unreachable API server fails every resource the same way: one line, not nine, until the
+// reason changes or one of them gets through.
+void Watcher::Failed(const std::string& resource, const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (why == logged_error_) return;
+  spdlog::warn("kubernetes {}: {}; retrying with backoff", resource, why);
+  logged_error_ = why;
+}
+
+void Watcher::Recovered(const std::string& resource) {
+  std::lock_guard lock(mu_);
+  if (logged_error_.empty()) return;
+  spdlog::info("kubernetes {}: the API server answers again", resource);
+  logged_error_.clear();
+}
+
 bool Watcher::Sleep(std::chrono::milliseconds duration) {
   std::unique_lock lock(mu_);
   return !cv_.wait_for(lock, duration, [this] { return stopping_.load(); });
@@ -157,8 +173,8 @@ void Watcher::Run(Follower* f) {
   auto backoff = kMinBackoff;
   bool initial = true;
   auto failed = [&](const std::string& why) {
-    if (why != f->last_error) spdlog::warn("kubernetes {}: {}; retrying", name, why);
-    f->last_error = why;
+    Failed(name, why);
+    f->failing = true;
     const auto wait = backoff / 2 + std::chrono::milliseconds(
                                         std::uniform_int_distribution<int64_t>(
                                             0, backoff.count() / 2)(jitter));
@@ -183,8 +199,8 @@ void Watcher::Run(Follower* f) {
     if (stopping_) break;
     if (ended == "timeout" || ended == "expired") {
       restarts_.Add({{"resource", name}, {"reason", ended}}).Increment();
-      if (!f->last_error.empty()) spdlog::info("kubernetes {}: watching again", name);
-      f->last_error.clear();
+      if (f->failing) Recovered(name);
+      f->failing = false;
       backoff = kMinBackoff;
       continue;
     }
@@ -298,8 +314,8 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
   f->count = static_cast<int64_t>(snapshot.objects);
   f->objects->Set(static_cast<double>(f->count));
   f->version = version;
-  if (!f->last_error.empty()) spdlog::info("kubernetes {}: listed again", name);
-  f->last_error.clear();
+  if (f->failing) Recovered(name);
+  f->failing = false;
   // The pages' JSON was freed in this thread's malloc arena, which glibc keeps for reuse; a
   // list happens at start and after a 410, so hand it back to the system.
   malloc_trim(0);

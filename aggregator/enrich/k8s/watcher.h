@@ -48,6 +48,8 @@ class Watcher {
   // Applies one watch event line; false when the stream must be abandoned (`restart` says why).
   bool OnEvent(Follower* f, std::string_view line, std::string* restart);
   bool Sleep(std::chrono::milliseconds duration);
+  void Failed(const std::string& resource, const std::string& why);
+  void Recovered(const std::string& resource);
   int64_t Now() const;
 
   ClusterState* const state_;
@@ -61,6 +63,7 @@ class Watcher {
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
+  std::string logged_error_;  // guarded by mu_
 };
 
 }  // namespace nodescope::aggregator::enrich::k8s
