@@ -140,6 +140,14 @@ struct ApiClient::Impl {
     return Status::Ok();
   }
 
+  // A fresh connection with the GET sent; closed again when either fails.
+  Status Request(const std::string& target) {
+    Status s = Open();
+    if (s.ok()) s = Send(target);
+    if (!s.ok()) Close();
+    return s;
+  }
+
   void Close() {
     if (!stream) return;
     boost::system::error_code ignored;
@@ -187,12 +195,7 @@ void ApiClient::Abort() {
 
 Result<ApiClient::Response> ApiClient::Get(const std::string& target) {
   Impl& d = *impl_;
-  Status s = d.Open();
-  if (s.ok()) s = d.Send(target);
-  if (!s.ok()) {
-    d.Close();
-    return s;
-  }
+  if (Status s = d.Request(target); !s.ok()) return s;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
   auto ec = d.Run([&](auto handler) { http::async_read(*d.stream, d.buffer, parser, handler); });
@@ -205,12 +208,7 @@ Result<ApiClient::Response> ApiClient::Stream(
     const std::string& target, std::chrono::seconds idle,
     const std::function<bool(std::string_view line)>& on_line) {
   Impl& d = *impl_;
-  Status s = d.Open();
-  if (s.ok()) s = d.Send(target);
-  if (!s.ok()) {
-    d.Close();
-    return s;
-  }
+  if (Status s = d.Request(target); !s.ok()) return s;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<uint64_t>::max());  // a watch never ends by itself
   auto ec =
