@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "bench/child.h"
 #include "common/status.h"
 #include "common/testing/temp_dir.h"
 #include "tests/fixtures/kube/fake_api_server.h"
@@ -37,13 +38,8 @@ struct Args {
   int churn = 1000;  // pods replaced after the first measurement
 };
 
-// VmRSS or VmHWM of a process, in MiB; -1 when unreadable.
 double StatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024;
-  }
-  return -1;
+  return static_cast<double>(StatusKiB(pid, field)) / 1024;
 }
 
 struct Aggregator {

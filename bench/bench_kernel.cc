@@ -212,15 +212,6 @@ Status PerEventCost(Stack& s) {
   return Status::Ok();
 }
 
-uint64_t RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10);
-  }
-  return 0;
-}
-
 // `n` children that each open and close a file, then wait for SIGKILL.
 std::vector<pid_t> SpawnWaiters(int n) {
   std::vector<pid_t> pids;
@@ -251,10 +242,10 @@ Status Memory(Stack& s) {
     auto sensor = on ? StartSensor(s, "ebpf-kernel", "") : StartSensor(s, "", "");
     if (!sensor.ok()) return sensor.status();
     std::this_thread::sleep_for(2s);
-    rss[on][0] = RssKiB((*sensor)->pid());
+    rss[on][0] = StatusKiB((*sensor)->pid(), "VmRSS");
     std::vector<pid_t> pids = SpawnWaiters(s.args.processes);
     std::this_thread::sleep_for(4s);  // several update_every: every process read
-    rss[on][1] = RssKiB((*sensor)->pid());
+    rss[on][1] = StatusKiB((*sensor)->pid(), "VmRSS");
     if (on) {
       const std::string metrics = test::HttpGet(s.http_port, "/metrics");
       entries = test::MetricValue(metrics,

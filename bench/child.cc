@@ -134,4 +134,13 @@ Result<double> StatCpuSeconds(const std::string& stat_path) {
   return static_cast<double>(utime + stime) / static_cast<double>(ticks);
 }
 
+uint64_t StatusKiB(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const std::string prefix = field + ":";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) return std::strtoull(line.c_str() + prefix.size(), nullptr, 10);
+  }
+  return 0;
+}
+
 }  // namespace nodescope::bench

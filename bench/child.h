@@ -48,6 +48,9 @@ struct ThreadCpu {
   double seconds = 0;
 };
 std::map<pid_t, ThreadCpu> AllThreadsCpu();
+// A size field of /proc/<pid>/status ("VmRSS", "VmHWM") in KiB; 0 when unreadable.
+uint64_t StatusKiB(pid_t pid, const std::string& field);
+
 // utime + stime from a /proc/.../stat file.
 Result<double> StatCpuSeconds(const std::string& stat_path);
 
