@@ -1,5 +1,6 @@
 /* bpf/abi/kernel.h: what bpf/progs/kernel.bpf.c hands to sensor/plugins/kernel (the ebpf-kernel
- * families counted per process: process, fd, vfs, sync, mount, shm, socket, oomkill). Plain C;
+ * families counted per process: process, fd, vfs, sync, mount, shm, socket, oomkill, cachestat).
+ * Plain C;
  * sizes and offsets are checked against the object's BTF by bpf/abi/kernel_abi_test.cc. */
 #pragma once
 
@@ -68,6 +69,8 @@ enum ns_kernel_slot {
 	NS_K_SOCKET_CONNECTIONS_INBOUND,
 	NS_K_SOCKET_CONNECTIONS_OUTBOUND,
 	NS_K_OOMKILL_KILLS,
+	NS_K_CACHESTAT_MISSES,
+	NS_K_CACHESTAT_DIRTIES,
 	NS_K_SLOTS,
 };
 
@@ -154,3 +157,4 @@ struct ns_kernel_exit_event {
 #define NS_KF_SHM (1u << 5)
 #define NS_KF_SOCKET (1u << 6)
 #define NS_KF_OOMKILL (1u << 7)
+#define NS_KF_CACHESTAT (1u << 8)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* ebpf-kernel, the families counted per process: process, fd, vfs, sync, mount, shm, socket and
- * oomkill (Netdata's eBPF process/fd/vfs/sync/mount/shm/socket/oomkill threads).
+/* ebpf-kernel, the families counted per process: process, fd, vfs, sync, mount, shm, socket,
+ * oomkill and cachestat (Netdata's eBPF process/fd/vfs/sync/mount/shm/socket/oomkill/cachestat
+ * threads).
  *
  * Netdata hooks kernel functions (do_sys_openat2, vfs_read, ...) with kprobes; kprobes and fentry
  * do not exist on every kernel (KERNEL.md), so every count here comes from stable hooks:
@@ -10,7 +11,9 @@
  *     one place (the arguments are still in the task's saved registers at exit);
  *   - sock_send_length / sock_recv_length (Linux 6.3+): every send and receive on a socket,
  *     whatever the syscall (write() on a TCP socket included), with the socket and the result;
- *   - sched_process_fork / exit / free, tcp_retransmit_skb, inet_sock_set_state, mark_victim.
+ *   - sched_process_fork / exit / free, tcp_retransmit_skb, inet_sock_set_state, mark_victim;
+ *   - mm_filemap_add_to_page_cache and writeback_dirty_folio for cachestat's misses and dirties
+ *     (its hits need mark_page_accessed, which has no tracepoint).
  * Each hook exists twice, one set per attach strategy (sensor/bpf/strategy.h): tp_btf__* (BTF
  * tracepoints) and raw_tp__* (raw tracepoints, same arguments). Bodies read through CO-RE
  * (BPF_CORE_READ) so they are valid in both.
@@ -456,6 +459,61 @@ static __always_inline int on_victim(struct task_struct *task)
 	return 0;
 }
 
+/* cachestat misses: pages added to the page cache by anything but a write call (reads,
+ * readahead, page faults). Netdata counts every add_to_page_cache_lru and subtracts the pages
+ * dirtied in the interval, because a write that fills a new page adds it too; here the syscall
+ * the task is in (its saved orig_ax; -1 in a page fault) says directly which adds are writes. */
+/* Pages in a folio: 1, or 2^order for a large one (PG_head set; the order is the low byte of
+ * _flags_1, folio_large_order() since Linux 6.x). Read by offset: `flags` changed type
+ * (memdesc_flags_t, Linux 6.17) but not place or size. Filesystems with large folios (xfs, and
+ * ext4 since 6.16) add a whole readahead window as one folio. */
+static __always_inline __u64 folio_pages(struct folio *folio)
+{
+	unsigned long flags = 0, flags_1 = 0;
+
+	bpf_probe_read_kernel(&flags, sizeof(flags),
+			      (void *)folio + bpf_core_field_offset(struct folio, flags));
+	if (!(flags & (1UL << bpf_core_enum_value(enum pageflags, PG_head))))
+		return 1;
+	bpf_probe_read_kernel(&flags_1, sizeof(flags_1),
+			      (void *)folio + bpf_core_field_offset(struct folio, _flags_1));
+	return 1ULL << (flags_1 & 0xff);
+}
+
+static __always_inline int on_page_added(struct folio *folio, bool btf)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr;
+	struct target t;
+
+	if (!regs)
+		return 0;
+	nr = btf ? regs->orig_ax : BPF_CORE_READ(regs, orig_ax);
+	switch (nr) {
+	case NS_SYS_WRITE: case NS_SYS_PWRITE64: case NS_SYS_WRITEV: case NS_SYS_PWRITEV:
+	case NS_SYS_PWRITEV2:
+		return 0;
+	}
+	if (!current_target(&t))
+		return 0;
+	add(&t, NS_K_CACHESTAT_MISSES, folio_pages(folio));
+	return 0;
+}
+
+/* cachestat dirties: a folio of the page cache became dirty (Netdata counts mark_buffer_dirty
+ * calls, one per buffer; here one per folio, whatever its size, as the kernel's own dirty
+ * accounting event counts them). */
+static __always_inline int on_dirtied(void)
+{
+	struct target t;
+
+	if (!current_target(&t))
+		return 0;
+	add(&t, NS_K_CACHESTAT_DIRTIES, 1);
+	return 0;
+}
+
 NS_HOOK(sys_exit, on_sys_exit(regs, ret, btf), struct pt_regs *regs, long ret)
 NS_HOOK(sock_send_length, on_sock_io(sk, ret, flags, true, btf), struct sock *sk, int ret, int flags)
 NS_HOOK(sock_recv_length, on_sock_io(sk, ret, flags, false, btf), struct sock *sk, int ret,
@@ -466,3 +524,5 @@ NS_HOOK(sched_process_free, on_free(), struct task_struct *task)
 NS_HOOK(tcp_retransmit_skb, on_retransmit())
 NS_HOOK(inet_sock_set_state, on_state(sk, newstate), struct sock *sk, int oldstate, int newstate)
 NS_HOOK(mark_victim, on_victim(task), struct task_struct *task)
+NS_HOOK(mm_filemap_add_to_page_cache, on_page_added(folio, btf), struct folio *folio)
+NS_HOOK(writeback_dirty_folio, on_dirtied(), struct folio *folio, struct address_space *mapping)

@@ -90,10 +90,12 @@ inline constexpr auto kKernelMetrics = std::to_array<KernelMetricInfo>({
     {"hardirq_latency", kernel_metrics_detail::K::kHistogram, "hardirq", "Time spent in each hardware interrupt handler"},
     {"softirq_latency", kernel_metrics_detail::K::kHistogram, "softirq", "Time spent in each softirq vector's handler"},
     // cachestat
-    {"cachestat_hits", kernel_metrics_detail::K::kCounter, "cachestat", "Page cache accesses that found the page"},
-    {"cachestat_misses", kernel_metrics_detail::K::kCounter, "cachestat", "Pages added to the page cache not for writing"},
-    {"cachestat_dirties", kernel_metrics_detail::K::kCounter, "cachestat", "Buffers marked dirty"},
-    {"cachestat_ratio", kernel_metrics_detail::K::kGauge, "cachestat", "Page cache hit ratio over the last update_every"},
+    // cachestat: misses and dirties from the filemap and writeback tracepoints; hits and the ratio
+    // need mark_page_accessed (a kprobe) and are not sent by this build
+    {"cachestat_hits", kernel_metrics_detail::K::kCounter, "cachestat", "Page cache accesses that found the page (needs kprobes: not collected here)"},
+    {"cachestat_misses", kernel_metrics_detail::K::kCounter, "cachestat", "Pages added to the page cache outside write calls (reads, readahead, page faults)"},
+    {"cachestat_dirties", kernel_metrics_detail::K::kCounter, "cachestat", "Page cache folios marked dirty"},
+    {"cachestat_ratio", kernel_metrics_detail::K::kGauge, "cachestat", "Page cache hit ratio over the last update_every (needs kprobes: not collected here)"},
     // dcstat
     {"dcstat_references", kernel_metrics_detail::K::kCounter, "dcstat", "Directory cache lookups"},
     {"dcstat_slow", kernel_metrics_detail::K::kCounter, "dcstat", "Lookups that took the slow path"},

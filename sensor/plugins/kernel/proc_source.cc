@@ -46,6 +46,11 @@ std::string Coverage(const std::string& family) {
            "the sender's context";
   }
   if (family == "process") return "process_release host-wide only (freed from an RCU callback)";
+  if (family == "cachestat") {
+    return "misses: pages added to the page cache outside write calls (reads, readahead, page "
+           "faults); dirties: folios marked dirty; no hits and no hit ratio: they need "
+           "mark_page_accessed, which has no tracepoint (no kprobes here)";
+  }
   return "";
 }
 
@@ -110,6 +115,8 @@ const std::array<SlotInfo, NS_K_SLOTS>& Slots() {
       {"socket_connections_inbound", "socket", false},
       {"socket_connections_outbound", "socket", false},
       {"oomkill_kills", "oomkill", false},
+      {"cachestat_misses", "cachestat", false},
+      {"cachestat_dirties", "cachestat", false},
   }};
   return kSlots;
 }
@@ -141,7 +148,7 @@ Status ProcSource::Attach(const std::string& strategy) {
     const std::pair<const char*, uint32_t> bits[] = {
         {"process", NS_KF_PROCESS}, {"fd", NS_KF_FD},         {"vfs", NS_KF_VFS},
         {"sync", NS_KF_SYNC},       {"mount", NS_KF_MOUNT},   {"shm", NS_KF_SHM},
-        {"socket", NS_KF_SOCKET},   {"oomkill", NS_KF_OOMKILL}};
+        {"socket", NS_KF_SOCKET},   {"oomkill", NS_KF_OOMKILL}, {"cachestat", NS_KF_CACHESTAT}};
     for (const auto& [name, bit] : bits) {
       if (o.Enabled(name)) families |= bit;
     }
@@ -151,7 +158,8 @@ Status ProcSource::Attach(const std::string& strategy) {
     bpf_map__set_max_entries(s->maps.procs, o.pid_table_size);
     const bool socket = o.Enabled("socket");
     const bool process = o.Enabled("process");
-    const bool sys_exit = (families & ~NS_KF_OOMKILL) != 0;
+    const bool sys_exit = (families & ~(NS_KF_OOMKILL | NS_KF_CACHESTAT)) != 0;
+    const bool cachestat = o.Enabled("cachestat");
     const std::pair<const char*, bool> hooks[] = {
         {"sys_exit", sys_exit},
         {"sock_send_length", socket},
@@ -162,6 +170,8 @@ Status ProcSource::Attach(const std::string& strategy) {
         {"sched_process_free", process},
         {"sched_process_exit", process || track},
         {"mark_victim", o.Enabled("oomkill")},
+        {"mm_filemap_add_to_page_cache", cachestat},
+        {"writeback_dirty_folio", cachestat},
     };
     for (const auto& [hook, on] : hooks) {
       if (on) continue;

@@ -36,8 +36,8 @@ struct SlotInfo {
 };
 const std::array<SlotInfo, NS_K_SLOTS>& Slots();
 // The families this source serves.
-inline const std::vector<std::string> kProcFamilies = {"process", "fd",    "vfs",    "sync",
-                                                       "mount",   "shm",   "socket", "oomkill"};
+inline const std::vector<std::string> kProcFamilies = {
+    "process", "fd", "vfs", "sync", "mount", "shm", "socket", "oomkill", "cachestat"};
 
 class ProcSource : public FamilySource {
  public:
