@@ -264,7 +264,10 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
   for (pid_t worker : nginx_->worker_pids()) CgroupTree::Move(web_procs, worker);
   const std::string port = std::to_string(nginx_->port());
 
-  ASSERT_TRUE(stack_.StartSensor(kHost, "interval: 1s\n").ok()) << stack_.sensor->Log();
+  ASSERT_TRUE(stack_.StartSensor(kHost, "interval: 1s\nenabled_plugins: [ebpf-net, ebpf-kernel]\n"
+                                        "ebpf_programs: [fd]\n")
+                  .ok())
+      << stack_.sensor->Log();
   const std::string client_procs = cgroups_.Container(kClientUid, kClientContainer);
   ASSERT_NO_FATAL_FAILURE(Curl(client_procs, 3));
 
@@ -304,6 +307,23 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
     EXPECT_EQ(t.value("dst_k8s_pod_name", ""), "client") << t;
     EXPECT_EQ(t.value("sub_source", ""), "K8s") << t;
   }
+  // nginx's opens, per cgroup, carry its pod: the sensor named the cgroup's container, the
+  // aggregator the container's pod.
+  const std::string web_scope = "cri-containerd-" + kWebContainer + ".scope";
+  auto pod_series = [&] {
+    std::istringstream in(HttpGet(stack_.http_port, "/metrics"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("nodescope_fd_open_total{", 0) == 0 &&
+          line.find(web_scope) != std::string::npos) {
+        return line;
+      }
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(WaitFor([&] { return !pod_series().empty(); }, 20s)) << K8sMetrics();
+  EXPECT_NE(pod_series().find("namespace=\"shop\""), std::string::npos) << pod_series();
+  EXPECT_NE(pod_series().find("pod=\"web-5d8f9c-x7k2q\""), std::string::npos) << pod_series();
+
   // curl's exec is a process record of the client pod.
   EXPECT_TRUE(Find("process", {{"process_name", "curl"}, {"k8s_pod_name", "client"},
                                {"k8s_namespace", kNs}, {"k8s_container_name", "curl"}}))

@@ -25,7 +25,10 @@ Status NodeStack::StartSensor(const std::string& host, const std::string& extra)
   sensor_http_port = FreePort();
   dir.Write("sensor.yaml", "trace_server: 127.0.0.1:" + std::to_string(grpc_port) + "\n" +
                                "pprof_port: " + std::to_string(sensor_http_port) + "\n" +
-                               "hostname: " + host + "\n" + "enabled_plugins: [ebpf-net]\n" +
+                               "hostname: " + host + "\n" +
+                               (extra.find("enabled_plugins:") == std::string::npos
+                                    ? "enabled_plugins: [ebpf-net]\n"
+                                    : "") +
                                extra);
   sensor = std::make_unique<Subprocess>(
       std::vector<std::string>{BinDir() + "/nodescope-sensor", "--config", dir.File("sensor.yaml")},

@@ -19,7 +19,8 @@ struct NodeStack {
 
   // The aggregator on free ports; `extra` is appended to its YAML config.
   Status StartAggregator(const std::string& extra = "");
-  // The sensor with ebpf-net, host tag `host`, and `extra` YAML; waits until netflow attached.
+  // The sensor with ebpf-net (unless `extra` names enabled_plugins), host tag `host`, and `extra`
+  // YAML; waits until netflow attached.
   Status StartSensor(const std::string& host, const std::string& extra = "");
   // Stops the sensor and then the aggregator; the sensor's exit code 0 is checked.
   void Stop();
