@@ -102,9 +102,12 @@ void ClusterState::UpsertPodLocked(PodObject object, bool initial, int64_t now) 
     for (const net::IpAddress& ip : old->second->ips) {
       if (!addressable || !Contains(pod->ips, ip)) Release(&pod_ips_, ip, old->second, now);
     }
+    // A restarted container's old id goes: a crash-looping pod would otherwise add one entry per
+    // restart for as long as it lives. Late records of the old container still find the pod by
+    // the pod UID the sensor sends with the id.
     for (const auto& [id, name] : old->second->containers) {
       auto c = containers_.find(id);
-      if (c != containers_.end() && c->second.first->uid == pod->uid) c->second.first = pod;
+      if (c != containers_.end() && c->second.first->uid == pod->uid) containers_.erase(c);
     }
   }
   if (addressable) {

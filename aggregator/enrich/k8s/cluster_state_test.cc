@@ -75,6 +75,19 @@ TEST(ClusterStateTest, APodThatFinishesOrUsesTheHostNetworkHasNoAddress) {
   EXPECT_TRUE(state.ByContainer(std::string(64, 'd'), "").empty());
 }
 
+TEST(ClusterStateTest, ARestartedContainersOldIdIsForgottenButItsPodUidStillNamesThePod) {
+  ClusterState state(kHistory);
+  PodObject pod = Pod("uid-a", "worker", "198.18.1.5");
+  pod.containers = {{std::string(64, '1'), "main"}};
+  state.UpsertPod(pod, kSecond);
+  pod.containers = {{std::string(64, '2'), "main"}};
+  state.UpsertPod(pod, 2 * kSecond);
+  EXPECT_EQ(state.ByContainer(std::string(64, '2'), "").container, "main");
+  EXPECT_TRUE(state.ByContainer(std::string(64, '1'), "").empty());
+  EXPECT_EQ(state.ByContainer(std::string(64, '1'), "uid-a").pod, "worker");
+  EXPECT_EQ(state.sizes().containers, 1u);
+}
+
 TEST(ClusterStateTest, DeploymentComesFromTheOwnerChainAndServiceFromEndpoints) {
   ClusterState state(kHistory);
   state.UpsertWorkload("ReplicaSet", {{"shop", "cart-7d9f"}, {"Deployment", "cart"}});
