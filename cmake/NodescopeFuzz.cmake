@@ -1,21 +1,27 @@
-# nodescope_fuzz(NAME <name> SRCS <files relative to the repo root> CORPUS <dir> [SECONDS <n>])
+# nodescope_fuzz(NAME <name> SRCS <files relative to the repo root> CORPUS <dir> [SECONDS <n>]
+#                [DEFINES <macro>...])
 #
 # A libFuzzer target built with clang (the project itself builds with GCC, which has no
 # -fsanitize=fuzzer), with AddressSanitizer and UBSan, straight from the listed sources: a parser
-# under fuzzing must not depend on anything beyond the C++ standard library and common/status.h.
+# under fuzzing must not depend on anything beyond the C++ standard library, common/status.h and
+# header-only libraries (nlohmann-json; fmt with DEFINES FMT_HEADER_ONLY).
 # The binary lands in <build>/fuzz/<name>. CTest (label `fuzz`) runs it for SECONDS (default 30)
 # starting from CORPUS, the checked-in seeds, with at most 512 MiB of memory; a crash, a leak or a
 # sanitizer report fails the test and leaves the input in <build>/fuzz/<name>-artifacts/.
 find_program(NODESCOPE_FUZZ_CXX NAMES clang++-14 clang++ REQUIRED)
 
 function(nodescope_fuzz)
-  cmake_parse_arguments(ARG "" "NAME;CORPUS;SECONDS" "SRCS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;CORPUS;SECONDS" "SRCS;DEFINES" ${ARGN})
   if(NOT ARG_SECONDS)
     set(ARG_SECONDS 30)
   endif()
   set(out_dir ${CMAKE_BINARY_DIR}/fuzz)
   set(bin ${out_dir}/${ARG_NAME})
   set(srcs)
+  set(defines)
+  foreach(d ${ARG_DEFINES})
+    list(APPEND defines -D${d})
+  endforeach()
   foreach(src ${ARG_SRCS})
     list(APPEND srcs ${PROJECT_SOURCE_DIR}/${src})
   endforeach()
@@ -25,7 +31,7 @@ function(nodescope_fuzz)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${NODESCOPE_FUZZ_CXX} -std=c++20 -O1 -g -fno-omit-frame-pointer
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-            -I${PROJECT_SOURCE_DIR} ${srcs} -o ${bin}
+            ${defines} -I${PROJECT_SOURCE_DIR} ${srcs} -o ${bin}
     DEPENDS ${srcs} ${headers}
     COMMENT "fuzz target ${ARG_NAME}"
     VERBATIM)

@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 namespace nodescope::aggregator::enrich::k8s {
+
+std::string CheckFuzzInput(const uint8_t* data, size_t size);  // fuzz.cc
+
 namespace {
 
 std::string ReadTestdata(const std::string& name) {
@@ -100,6 +104,20 @@ TEST(ObjectsTest, TimestampsAndContainerIds) {
   EXPECT_EQ(ContainerIdOf("containerd://abc"), "abc");
   EXPECT_EQ(ContainerIdOf("cri-o://abc"), "abc");
   EXPECT_EQ(ContainerIdOf(""), "");
+}
+
+TEST(ObjectsTest, FuzzCorpusKeepsItsInvariants) {
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(NS_K8S_TESTDATA) + "/fuzz")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string bytes = text.str();
+    EXPECT_EQ(CheckFuzzInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "")
+        << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 5u);
 }
 
 }  // namespace
