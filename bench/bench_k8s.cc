@@ -123,7 +123,8 @@ int Run(const Args& args) {
   const double rss = StatusMiB(agg->process->pid(), "VmRSS");
 
   // Churn: each pod replaced by a MODIFIED event (a new resourceVersion, same pod).
-  const double events_before = std::max(0.0, Metric(*agg, "nodescope_k8s_watch_events_total{resource=\"pods\",type=\"modified\"}"));
+  const double events_before = std::max(
+      0.0, Metric(*agg, "nodescope_k8s_watch_events_total{resource=\"pods\",type=\"modified\"}"));
   for (int i = 0; i < args.churn && i < static_cast<int>(cluster.pods.size()); ++i) {
     nlohmann::json pod = cluster.pods[i];
     pod["metadata"]["labels"]["bench-churn"] = "1";
@@ -131,7 +132,8 @@ int Run(const Args& args) {
   }
   test::WaitFor(
       [&] {
-        return Metric(*agg, "nodescope_k8s_watch_events_total{resource=\"pods\",type=\"modified\"}") >=
+        return Metric(*agg,
+                      "nodescope_k8s_watch_events_total{resource=\"pods\",type=\"modified\"}") >=
                events_before + args.churn;
       },
       60s);
@@ -140,14 +142,16 @@ int Run(const Args& args) {
   const double peak = StatusMiB(agg->process->pid(), "VmHWM");
   agg->process->Stop(SIGTERM);
 
-  fmt::print("cluster: {} pods, {} services, {} endpointslices, {} replicasets, {} nodes "
-             "(generated and loaded in {:.1f} s)\n",
-             cluster.pods.size(), cluster.services.size(), cluster.endpointslices.size(),
-             cluster.replicasets.size(), cluster.nodes.size(), generate_s);
+  fmt::print(
+      "cluster: {} pods, {} services, {} endpointslices, {} replicasets, {} nodes "
+      "(generated and loaded in {:.1f} s)\n",
+      cluster.pods.size(), cluster.services.size(), cluster.endpointslices.size(),
+      cluster.replicasets.size(), cluster.nodes.size(), generate_s);
   fmt::print("aggregator RSS, enrichment off:           {:6.1f} MiB\n", base_rss);
-  fmt::print("aggregator RSS, cluster listed:           {:6.1f} MiB  (+{:.1f} MiB, {:.2f}x the "
-             "baseline; listed in {:.1f} s)\n",
-             rss, rss - base_rss, rss / base_rss, sync_s);
+  fmt::print(
+      "aggregator RSS, cluster listed:           {:6.1f} MiB  (+{:.1f} MiB, {:.2f}x the "
+      "baseline; listed in {:.1f} s)\n",
+      rss, rss - base_rss, rss / base_rss, sync_s);
   fmt::print("aggregator RSS, after {} pod updates:    {:6.1f} MiB\n", args.churn, churn_rss);
   fmt::print("aggregator peak RSS (VmHWM):              {:6.1f} MiB\n", peak);
   fmt::print("goal: <= 50 MiB with the cluster: {}\n",

@@ -40,14 +40,14 @@ class ConvertK8sTest : public ::testing::Test {
  protected:
   void SetUp() override {
     state_.UpsertWorkload("ReplicaSet", {{"shop", "cart-7d9f"}, {"Deployment", "cart"}});
-    state_.UpsertPod(Pod("uid-cart", "cart-7d9f-x", "198.18.3.7", kCartContainer,
-                         {"ReplicaSet", "cart-7d9f"}),
-                     kT0 - 90 * kSecond);
-    state_.UpsertPod(Pod("uid-pay", "pay-0", "198.18.3.9", std::string(64, 'c'),
-                         {"StatefulSet", "pay"}),
-                     kT0 - 90 * kSecond);
-    PodObject agent = Pod("uid-agent", "agent-q2", "198.18.0.1", kAgentContainer,
-                          {"DaemonSet", "agent"});
+    state_.UpsertPod(
+        Pod("uid-cart", "cart-7d9f-x", "198.18.3.7", kCartContainer, {"ReplicaSet", "cart-7d9f"}),
+        kT0 - 90 * kSecond);
+    state_.UpsertPod(
+        Pod("uid-pay", "pay-0", "198.18.3.9", std::string(64, 'c'), {"StatefulSet", "pay"}),
+        kT0 - 90 * kSecond);
+    PodObject agent =
+        Pod("uid-agent", "agent-q2", "198.18.0.1", kAgentContainer, {"DaemonSet", "agent"});
     agent.host_network = true;
     state_.UpsertPod(agent, kT0 - 90 * kSecond);
     state_.UpsertEndpointSlice({{"shop", "cart-x1"}, "cart", {Ip("198.18.3.7")}});
@@ -128,8 +128,8 @@ TEST_F(ConvertK8sTest, AHostNetworkPodIsFoundByItsContainerNotItsAddress) {
 
 TEST_F(ConvertK8sTest, AReusedAddressNamesThePodOfTheRecordsTime) {
   state_.DeletePod("uid-pay", kT0 + 10 * kSecond);
-  PodObject next = Pod("uid-pay2", "pay-1", "198.18.3.9", std::string(64, 'd'),
-                       {"StatefulSet", "pay"});
+  PodObject next =
+      Pod("uid-pay2", "pay-1", "198.18.3.9", std::string(64, 'd'), {"StatefulSet", "pay"});
   next.created_unix_nano = kT0 + 5 * kSecond;
   state_.UpsertPod(next, kT0 + 20 * kSecond);
   const v1::NetflowEvent e = Flow({198, 18, 3, 7}, {198, 18, 3, 9});

@@ -149,9 +149,11 @@ class K8sEnrichment : public ::testing::Test {
   // The cluster as the test starts it: deployment web (replicaset, one pod, service, slice) and a
   // bare client pod.
   void LoadCluster() {
-    api_->Apply("deployments", kube::MakeDeployment(kNs, "web", "d0000000-0000-4000-8000-000000000001", 1));
-    api_->Apply("replicasets", kube::MakeReplicaSet(kNs, "web-5d8f9c", "d0000000-0000-4000-8000-000000000002", "web",
-                                                    "d0000000-0000-4000-8000-000000000001", 1));
+    api_->Apply("deployments",
+                kube::MakeDeployment(kNs, "web", "d0000000-0000-4000-8000-000000000001", 1));
+    api_->Apply("replicasets",
+                kube::MakeReplicaSet(kNs, "web-5d8f9c", "d0000000-0000-4000-8000-000000000002",
+                                     "web", "d0000000-0000-4000-8000-000000000001", 1));
     kube::PodSpec web = Pod("web-5d8f9c-x7k2q", kWebUid, web_ip_, "nginx", kWebContainer);
     web.owner_kind = "ReplicaSet";
     web.owner_name = "web-5d8f9c";
@@ -164,22 +166,22 @@ class K8sEnrichment : public ::testing::Test {
                                         {{web_ip_, kNs, "web-5d8f9c-x7k2q", kWebUid, kHost}},
                                         {{"http", 80}}));
     api_->Apply("nodes", kube::MakeNode(kHost, {"198.18.255.1"}, "198.18.0.0/16"));
-    api_->Apply("pods", kube::MakePod(Pod("client", kClientUid, client_ip_, "curl",
-                                          kClientContainer)));
+    api_->Apply("pods",
+                kube::MakePod(Pod("client", kClientUid, client_ip_, "curl", kClientContainer)));
   }
 
   // A kubeconfig whose user reads its token from a file (as a projected token is read), so the
   // test can rotate it.
   void WriteKubeconfig() {
     stack_.dir.Write("token", "test-token\n");
-    stack_.dir.Write("kubeconfig",
-                     "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-                     "clusters:\n- name: fake\n  cluster:\n    server: " + api_->url() +
-                         "\n    certificate-authority: " + api_->ca_file() +
-                         "\nusers:\n- name: reader\n  user:\n    tokenFile: " +
-                         stack_.dir.File("token") +
-                         "\ncontexts:\n- name: test\n  context:\n    cluster: fake\n"
-                         "    user: reader\n");
+    stack_.dir.Write(
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        "clusters:\n- name: fake\n  cluster:\n    server: " +
+            api_->url() + "\n    certificate-authority: " + api_->ca_file() +
+            "\nusers:\n- name: reader\n  user:\n    tokenFile: " + stack_.dir.File("token") +
+            "\ncontexts:\n- name: test\n  context:\n    cluster: fake\n"
+            "    user: reader\n");
   }
 
   double Metric(const std::string& series) {
@@ -202,17 +204,19 @@ class K8sEnrichment : public ::testing::Test {
   void Curl(const std::string& procs, int n) {
     for (int i = 0; i < n; ++i) {
       // nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mount.
-      CommandResult r = RunCommand(
-          {Which("nsenter"), "--net=/run/netns/" + pair_->ns(NetnsPair::Side::kA).name(), "sh", "-c",
-           "echo 0 > " + procs + " && exec curl -sS -o /dev/null -w '%{http_code}' " +
-               nginx_->Url("/index.html", web_ip_)});
+      CommandResult r =
+          RunCommand({Which("nsenter"), "--net=/run/netns/" + pair_->ns(NetnsPair::Side::kA).name(),
+                      "sh", "-c",
+                      "echo 0 > " + procs + " && exec curl -sS -o /dev/null -w '%{http_code}' " +
+                          nginx_->Url("/index.html", web_ip_)});
       ASSERT_EQ(r.exit_code, 0) << r.err;
       ASSERT_EQ(r.out, "200");
     }
   }
 
   // The first record of `source` whose tags hold every pair of `want`.
-  std::optional<json> Find(const std::string& source, const std::map<std::string, std::string>& want) {
+  std::optional<json> Find(const std::string& source,
+                           const std::map<std::string, std::string>& want) {
     for (const json& r : stack_.Records(source)) {
       bool all = true;
       for (const auto& [k, v] : want) all = all && r["tags"].value(k, "") == v;
@@ -264,8 +268,10 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
   for (pid_t worker : nginx_->worker_pids()) CgroupTree::Move(web_procs, worker);
   const std::string port = std::to_string(nginx_->port());
 
-  ASSERT_TRUE(stack_.StartSensor(kHost, "interval: 1s\nenabled_plugins: [ebpf-net, ebpf-kernel]\n"
-                                        "ebpf_programs: [fd]\n")
+  ASSERT_TRUE(stack_
+                  .StartSensor(kHost,
+                               "interval: 1s\nenabled_plugins: [ebpf-net, ebpf-kernel]\n"
+                               "ebpf_programs: [fd]\n")
                   .ok())
       << stack_.sensor->Log();
   const std::string client_procs = cgroups_.Container(kClientUid, kClientContainer);
@@ -325,8 +331,10 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
   EXPECT_NE(pod_series().find("pod=\"web-5d8f9c-x7k2q\""), std::string::npos) << pod_series();
 
   // curl's exec is a process record of the client pod.
-  EXPECT_TRUE(Find("process", {{"process_name", "curl"}, {"k8s_pod_name", "client"},
-                               {"k8s_namespace", kNs}, {"k8s_container_name", "curl"}}))
+  EXPECT_TRUE(Find("process", {{"process_name", "curl"},
+                               {"k8s_pod_name", "client"},
+                               {"k8s_namespace", kNs},
+                               {"k8s_container_name", "curl"}}))
       << Dump("process");
 
   // The API server forgets its history and ends every watch: resuming from the old version
@@ -334,9 +342,13 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
   // as kubelet writes it before the old token stops working.
   api_->Compact();
   api_->CloseWatches();
-  ASSERT_TRUE(WaitFor([&] {
-    return Metric("nodescope_k8s_watch_restarts_total{reason=\"expired\",resource=\"pods\"}") >= 1;
-  }, 20s)) << stack_.aggregator->Log() << K8sMetrics();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric("nodescope_k8s_watch_restarts_total{reason=\"expired\",resource=\"pods\"}") >=
+               1;
+      },
+      20s))
+      << stack_.aggregator->Log() << K8sMetrics();
   ASSERT_TRUE(WaitFor([&] { return api_->open_watches() == 9; }, 20s));
   stack_.dir.Write("token", "rotated-token\n");
   api_->SetToken("rotated-token");
@@ -351,10 +363,14 @@ TEST_F(K8sEnrichment, RecordsNameThePodsOnBothSidesAndFollowAReusedAddress) {
   batch.owner_uid = "d0000000-0000-4000-8000-000000000004";
   api_->Apply("jobs", kube::MakeJob(kNs, "backup", "d0000000-0000-4000-8000-000000000004", ""));
   api_->Apply("pods", kube::MakePod(batch));
-  ASSERT_TRUE(WaitFor([&] {
-    return Metric("nodescope_k8s_watch_events_total{resource=\"pods\",type=\"deleted\"}") >= 1 &&
-           Metric("nodescope_k8s_objects{resource=\"pods\"}") == 2;
-  }, 20s)) << stack_.aggregator->Log() << K8sMetrics();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric("nodescope_k8s_watch_events_total{resource=\"pods\",type=\"deleted\"}") >=
+                   1 &&
+               Metric("nodescope_k8s_objects{resource=\"pods\"}") == 2;
+      },
+      20s))
+      << stack_.aggregator->Log() << K8sMetrics();
   EXPECT_EQ(api_->unauthorized(), unauthorized_before) << "the rotated token was not re-read";
 
   ASSERT_NO_FATAL_FAILURE(Curl(cgroups_.Container(kBatchUid, kBatchContainer), 2));

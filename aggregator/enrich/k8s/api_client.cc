@@ -118,7 +118,8 @@ struct ApiClient::Impl {
     });
     if (ec) return Status::Error(Where() + ": cannot resolve: " + ec.message());
     beast::get_lowest_layer(*stream).expires_after(kConnectTimeout);
-    ec = Run([&](auto handler) { beast::get_lowest_layer(*stream).async_connect(endpoints, handler); });
+    ec = Run(
+        [&](auto handler) { beast::get_lowest_layer(*stream).async_connect(endpoints, handler); });
     if (ec) return Status::Error(Where() + ": cannot connect: " + ec.message());
     ec = Run([&](auto handler) { stream->async_handshake(ssl::stream_base::client, handler); });
     if (ec) return Status::Error(Where() + ": TLS handshake: " + ec.message());
@@ -227,8 +228,7 @@ Result<ApiClient::Response> ApiClient::Stream(
     beast::get_lowest_layer(*d.stream).expires_after(idle);
     // read_some: a watch event must be handled when its chunk arrives, not when 64 KiB of
     // events have (async_read returns only with a full buffer or the end of the body).
-    ec = d.Run(
-        [&](auto handler) { http::async_read_some(*d.stream, d.buffer, parser, handler); });
+    ec = d.Run([&](auto handler) { http::async_read_some(*d.stream, d.buffer, parser, handler); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       d.Close();

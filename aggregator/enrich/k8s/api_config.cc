@@ -106,8 +106,8 @@ Result<ApiConfig> FromKubeconfig(const std::string& path) {
   }
   config.token = Text(user, "token");
   config.token_file = Relative(path, Text(user, "tokenFile"));
-  Result<std::string> cert = FileOrData(path, user, "client-certificate",
-                                        "client-certificate-data", what + ": user");
+  Result<std::string> cert =
+      FileOrData(path, user, "client-certificate", "client-certificate-data", what + ": user");
   if (!cert.ok()) return cert.status();
   Result<std::string> key =
       FileOrData(path, user, "client-key", "client-key-data", what + ": user");
@@ -182,8 +182,8 @@ Result<std::optional<ApiConfig>> ResolveApiConfig(
       return std::optional<ApiConfig>();
     }
     std::string h = host;
-    std::string url = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) +
-                      ":" + (port != nullptr && *port != '\0' ? port : "443");
+    std::string url = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" +
+                      (port != nullptr && *port != '\0' ? port : "443");
     Status s = ParseServerUrl(url, &config);
     if (!s.ok()) return s.Prefixed("KUBERNETES_SERVICE_HOST/PORT: ");
     config.origin = "in-cluster";

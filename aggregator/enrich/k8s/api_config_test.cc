@@ -28,8 +28,8 @@ TEST(ApiConfigTest, InClusterUsesTheServiceEnvironmentTokenAndCa) {
   K8sOptions options;
   options.bearer_token = dir.File("token");
   options.ca = dir.File("ca.crt");
-  auto config = ResolveApiConfig(
-      options, Env({{"KUBERNETES_SERVICE_HOST", "198.19.0.1"}, {"KUBERNETES_SERVICE_PORT", "6443"}}));
+  auto config = ResolveApiConfig(options, Env({{"KUBERNETES_SERVICE_HOST", "198.19.0.1"},
+                                               {"KUBERNETES_SERVICE_PORT", "6443"}}));
   ASSERT_TRUE(config.ok()) << config.status().message();
   ASSERT_TRUE(config->has_value());
   const ApiConfig& c = **config;

@@ -23,9 +23,7 @@ std::string WorkloadKey(std::string_view kind, std::string_view ns, std::string_
 
 // Who a span belongs to, across the new object a MODIFIED event makes.
 const std::string& IdOf(const std::shared_ptr<const PodObject>& pod) { return pod->uid; }
-const ObjectKey& IdOf(const std::shared_ptr<const ServiceObject>& service) {
-  return service->key;
-}
+const ObjectKey& IdOf(const std::shared_ptr<const ServiceObject>& service) { return service->key; }
 
 bool Contains(const std::vector<net::IpAddress>& ips, const net::IpAddress& ip) {
   return std::find(ips.begin(), ips.end(), ip) != ips.end();
@@ -80,9 +78,8 @@ size_t ClusterState::PruneSpans(Spans<T>* spans, int64_t before) {
   size_t removed = 0;
   for (auto it = spans->begin(); it != spans->end();) {
     auto& v = it->second;
-    auto keep = std::remove_if(v.begin(), v.end(), [&](const Span<T>& s) {
-      return s.to != kOpen && s.to < before;
-    });
+    auto keep = std::remove_if(v.begin(), v.end(),
+                               [&](const Span<T>& s) { return s.to != kOpen && s.to < before; });
     removed += static_cast<size_t>(v.end() - keep);
     v.erase(keep, v.end());
     if (v.empty()) {
@@ -213,8 +210,7 @@ void ClusterState::DeleteService(const ObjectKey& key, int64_t now) {
   DeleteServiceLocked(KeyText(key), now);
 }
 
-void ClusterState::ReplaceServices(std::vector<ServiceObject> services, bool initial,
-                                   int64_t now) {
+void ClusterState::ReplaceServices(std::vector<ServiceObject> services, bool initial, int64_t now) {
   std::unique_lock lock(mu_);
   std::unordered_set<std::string> listed;
   for (const ServiceObject& s : services) listed.insert(KeyText(s.key));
@@ -349,8 +345,7 @@ K8sNames ClusterState::ByIp(const net::IpAddress& ip, int64_t time) const {
   return names;
 }
 
-K8sNames ClusterState::ByContainer(std::string_view container_id,
-                                   std::string_view pod_uid) const {
+K8sNames ClusterState::ByContainer(std::string_view container_id, std::string_view pod_uid) const {
   std::shared_lock lock(mu_);
   K8sNames names;
   if (!container_id.empty()) {

@@ -57,8 +57,8 @@ class ClusterState final : public MetadataSource {
   std::string NodeByIp(const net::IpAddress& ip) const;
 
   struct Sizes {
-    size_t pods = 0, deleted_pods = 0, workloads = 0, services = 0, endpoint_slices = 0,
-           nodes = 0, addresses = 0, spans = 0, containers = 0;
+    size_t pods = 0, deleted_pods = 0, workloads = 0, services = 0, endpoint_slices = 0, nodes = 0,
+           addresses = 0, spans = 0, containers = 0;
   };
   Sizes sizes() const;
 
@@ -101,7 +101,7 @@ class ClusterState final : public MetadataSource {
 
   const int64_t history_ns_;
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, PodPtr> pods_;    // live ones, by UID
+  std::unordered_map<std::string, PodPtr> pods_;      // live ones, by UID
   std::unordered_map<std::string, Grave> graveyard_;  // deleted ones until pruned, by UID
   std::unordered_map<std::string, std::pair<PodPtr, std::string>> containers_;  // id → pod, name
   Spans<PodPtr> pod_ips_;

@@ -15,13 +15,13 @@ using nlohmann::json;
 // metadata.{name,namespace,uid,ownerReferences,labels,creationTimestamp}, spec.{nodeName,
 // hostNetwork,clusterIP(s)}, status.{phase,podIP(s),containerStatuses[].{name,containerID}},
 // endpoints[].addresses, addresses[]).
+// clang-format off
 constexpr std::array<std::string_view, 24> kDropped = {
-    "managedFields", "annotations",    "containers",      "initContainers",
-    "volumes",       "conditions",     "tolerations",     "affinity",
-    "template",      "volumeMounts",   "env",             "resources",
-    "lastState",     "state",          "image",           "imageID",
-    "images",        "nodeInfo",       "capacity",        "allocatable",
+    "managedFields", "annotations", "containers", "initContainers", "volumes", "conditions",
+    "tolerations", "affinity", "template", "volumeMounts", "env", "resources", "lastState",
+    "state", "image", "imageID", "images", "nodeInfo", "capacity", "allocatable",
     "daemonEndpoints", "securityContext", "topologySpreadConstraints", "readinessGates"};
+// clang-format on
 
 bool Dropped(std::string_view key) {
   for (std::string_view d : kDropped) {
@@ -85,30 +85,48 @@ void AddAddress(std::string_view text, std::vector<net::IpAddress>* out) {
 
 std::string_view ResourceName(Resource r) {
   switch (r) {
-    case Resource::kDeployments: return "deployments";
-    case Resource::kReplicaSets: return "replicasets";
-    case Resource::kDaemonSets: return "daemonsets";
-    case Resource::kStatefulSets: return "statefulsets";
-    case Resource::kJobs: return "jobs";
-    case Resource::kNodes: return "nodes";
-    case Resource::kServices: return "services";
-    case Resource::kEndpointSlices: return "endpointslices";
-    case Resource::kPods: return "pods";
+    case Resource::kDeployments:
+      return "deployments";
+    case Resource::kReplicaSets:
+      return "replicasets";
+    case Resource::kDaemonSets:
+      return "daemonsets";
+    case Resource::kStatefulSets:
+      return "statefulsets";
+    case Resource::kJobs:
+      return "jobs";
+    case Resource::kNodes:
+      return "nodes";
+    case Resource::kServices:
+      return "services";
+    case Resource::kEndpointSlices:
+      return "endpointslices";
+    case Resource::kPods:
+      return "pods";
   }
   return "";
 }
 
 std::string_view ResourcePath(Resource r) {
   switch (r) {
-    case Resource::kDeployments: return "/apis/apps/v1/deployments";
-    case Resource::kReplicaSets: return "/apis/apps/v1/replicasets";
-    case Resource::kDaemonSets: return "/apis/apps/v1/daemonsets";
-    case Resource::kStatefulSets: return "/apis/apps/v1/statefulsets";
-    case Resource::kJobs: return "/apis/batch/v1/jobs";
-    case Resource::kNodes: return "/api/v1/nodes";
-    case Resource::kServices: return "/api/v1/services";
-    case Resource::kEndpointSlices: return "/apis/discovery.k8s.io/v1/endpointslices";
-    case Resource::kPods: return "/api/v1/pods";
+    case Resource::kDeployments:
+      return "/apis/apps/v1/deployments";
+    case Resource::kReplicaSets:
+      return "/apis/apps/v1/replicasets";
+    case Resource::kDaemonSets:
+      return "/apis/apps/v1/daemonsets";
+    case Resource::kStatefulSets:
+      return "/apis/apps/v1/statefulsets";
+    case Resource::kJobs:
+      return "/apis/batch/v1/jobs";
+    case Resource::kNodes:
+      return "/api/v1/nodes";
+    case Resource::kServices:
+      return "/api/v1/services";
+    case Resource::kEndpointSlices:
+      return "/apis/discovery.k8s.io/v1/endpointslices";
+    case Resource::kPods:
+      return "/api/v1/pods";
   }
   return "";
 }
@@ -138,8 +156,8 @@ std::string_view ContainerIdOf(std::string_view id) {
 
 std::optional<int64_t> ParseTimestamp(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
-      text[13] != ':' || text[16] != ':') {
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':') {
     return std::nullopt;
   }
   auto num = [&](size_t at, size_t n, int* out) {
@@ -166,8 +184,7 @@ std::optional<int64_t> ParseTimestamp(std::string_view text) {
   int64_t offset_s = 0;
   if (at < text.size() && text[at] == 'Z') {
     ++at;
-  } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') &&
-             text[at + 3] == ':') {
+  } else if (at + 6 == text.size() && (text[at] == '+' || text[at] == '-') && text[at + 3] == ':') {
     int h = 0, m = 0;
     if (!num(at + 1, 2, &h) || !num(at + 4, 2, &m)) return std::nullopt;
     offset_s = (text[at] == '+' ? 1 : -1) * (h * 3600 + m * 60);
@@ -195,8 +212,8 @@ Result<PodObject> PodFrom(const json& object) {
   const json& spec = ObjectAt(object, "spec");
   pod.node = StringAt(spec, "nodeName");
   const json* host_network = Member(spec, "hostNetwork");
-  pod.host_network = host_network != nullptr && host_network->is_boolean() &&
-                     host_network->get<bool>();
+  pod.host_network =
+      host_network != nullptr && host_network->is_boolean() && host_network->get<bool>();
   const json& status = ObjectAt(object, "status");
   std::string phase = StringAt(status, "phase");
   pod.terminal = phase == "Succeeded" || phase == "Failed";

@@ -4,13 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/net/ip.h"
 #include "common/status.h"
@@ -31,9 +30,9 @@ enum class Resource {
   kPods,
 };
 inline constexpr Resource kAllResources[] = {
-    Resource::kDeployments, Resource::kReplicaSets,    Resource::kDaemonSets,
-    Resource::kStatefulSets, Resource::kJobs,          Resource::kNodes,
-    Resource::kServices,    Resource::kEndpointSlices, Resource::kPods};
+    Resource::kDeployments,  Resource::kReplicaSets,    Resource::kDaemonSets,
+    Resource::kStatefulSets, Resource::kJobs,           Resource::kNodes,
+    Resource::kServices,     Resource::kEndpointSlices, Resource::kPods};
 
 std::string_view ResourceName(Resource r);  // "pods", "endpointslices", ...
 std::string_view ResourcePath(Resource r);  // "/api/v1/pods", "/apis/apps/v1/replicasets", ...
@@ -73,8 +72,8 @@ struct ServiceObject {
 };
 
 struct EndpointSliceObject {
-  ObjectKey key;         // the slice's own name
-  std::string service;   // label kubernetes.io/service-name
+  ObjectKey key;        // the slice's own name
+  std::string service;  // label kubernetes.io/service-name
   std::vector<net::IpAddress> addresses;
 };
 

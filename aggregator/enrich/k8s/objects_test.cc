@@ -52,7 +52,8 @@ TEST(ObjectsTest, APodKeepsWhatEnrichmentReadsAndNothingElse) {
 }
 
 TEST(ObjectsTest, ServicesSlicesNodesAndWorkloads) {
-  auto service = ServiceFrom(nlohmann::json::parse(R"({"metadata":{"name":"cart","namespace":"shop"},
+  auto service =
+      ServiceFrom(nlohmann::json::parse(R"({"metadata":{"name":"cart","namespace":"shop"},
       "spec":{"clusterIP":"198.19.0.10","clusterIPs":["198.19.0.10","fd00:198:18::a"]}})"));
   ASSERT_TRUE(service.ok());
   ASSERT_EQ(service->cluster_ips.size(), 2u);
@@ -85,8 +86,7 @@ TEST(ObjectsTest, ServicesSlicesNodesAndWorkloads) {
 TEST(ObjectsTest, BadObjectsSayWhatIsWrong) {
   EXPECT_EQ(PodFrom(nlohmann::json::parse(R"({"metadata":{"name":"p"}})")).status().message(),
             "pod p: metadata.uid is missing");
-  EXPECT_EQ(PodFrom(nlohmann::json::parse(R"([1])")).status().message(),
-            "pod: not a JSON object");
+  EXPECT_EQ(PodFrom(nlohmann::json::parse(R"([1])")).status().message(), "pod: not a JSON object");
   EXPECT_EQ(ServiceFrom(nlohmann::json::parse(R"({"metadata":{}})")).status().message(),
             "service: metadata.name is missing");
   Result<nlohmann::json> bad = ParseSlim(R"({"kind": )");
@@ -108,7 +108,8 @@ TEST(ObjectsTest, TimestampsAndContainerIds) {
 
 TEST(ObjectsTest, FuzzCorpusKeepsItsInvariants) {
   size_t files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(NS_K8S_TESTDATA) + "/fuzz")) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(NS_K8S_TESTDATA) + "/fuzz")) {
     std::ifstream in(entry.path(), std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();

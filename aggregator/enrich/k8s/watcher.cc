@@ -1,8 +1,7 @@
 #include "aggregator/enrich/k8s/watcher.h"
 
-#include <spdlog/spdlog.h>
-
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 
 #include <random>
 
@@ -21,12 +20,18 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
 
 std::string_view KindOf(Resource r) {
   switch (r) {
-    case Resource::kDeployments: return "Deployment";
-    case Resource::kReplicaSets: return "ReplicaSet";
-    case Resource::kDaemonSets: return "DaemonSet";
-    case Resource::kStatefulSets: return "StatefulSet";
-    case Resource::kJobs: return "Job";
-    default: return "";
+    case Resource::kDeployments:
+      return "Deployment";
+    case Resource::kReplicaSets:
+      return "ReplicaSet";
+    case Resource::kDaemonSets:
+      return "DaemonSet";
+    case Resource::kStatefulSets:
+      return "StatefulSet";
+    case Resource::kJobs:
+      return "Job";
+    default:
+      return "";
   }
 }
 
@@ -121,9 +126,7 @@ Watcher::~Watcher() { Stop(); }
 
 void Watcher::Stop() {
   if (stopping_.exchange(true)) return;
-  {
-    std::lock_guard lock(mu_);
-  }
+  { std::lock_guard lock(mu_); }
   cv_.notify_all();
   for (auto& f : followers_) f->client->Abort();
   for (auto& f : followers_) {
@@ -175,9 +178,9 @@ void Watcher::Run(Follower* f) {
   auto failed = [&](const std::string& why) {
     Failed(name, why);
     f->failing = true;
-    const auto wait = backoff / 2 + std::chrono::milliseconds(
-                                        std::uniform_int_distribution<int64_t>(
-                                            0, backoff.count() / 2)(jitter));
+    const auto wait =
+        backoff / 2 + std::chrono::milliseconds(
+                          std::uniform_int_distribution<int64_t>(0, backoff.count() / 2)(jitter));
     backoff = std::min(backoff * 2, kMaxBackoff);
     Sleep(wait);
   };
@@ -204,8 +207,8 @@ void Watcher::Run(Follower* f) {
       backoff = kMinBackoff;
       continue;
     }
-    const bool unauthorized = ended.find("HTTP 401") != std::string::npos ||
-                              ended.find("HTTP 403") != std::string::npos;
+    const bool unauthorized =
+        ended.find("HTTP 401") != std::string::npos || ended.find("HTTP 403") != std::string::npos;
     restarts_.Add({{"resource", name}, {"reason", unauthorized ? "unauthorized" : "error"}})
         .Increment();
     failed(ended);
@@ -238,21 +241,41 @@ struct Watcher::Snapshot {
       }
     };
     switch (resource) {
-      case Resource::kPods: each(PodFrom, pods); break;
-      case Resource::kServices: each(ServiceFrom, services); break;
-      case Resource::kEndpointSlices: each(EndpointSliceFrom, slices); break;
-      case Resource::kNodes: each(NodeFrom, nodes); break;
-      default: each(WorkloadFrom, workloads); break;
+      case Resource::kPods:
+        each(PodFrom, pods);
+        break;
+      case Resource::kServices:
+        each(ServiceFrom, services);
+        break;
+      case Resource::kEndpointSlices:
+        each(EndpointSliceFrom, slices);
+        break;
+      case Resource::kNodes:
+        each(NodeFrom, nodes);
+        break;
+      default:
+        each(WorkloadFrom, workloads);
+        break;
     }
   }
 
   void Replace(Resource resource, ClusterState* state, bool initial, int64_t now) {
     switch (resource) {
-      case Resource::kPods: state->ReplacePods(std::move(pods), initial, now); break;
-      case Resource::kServices: state->ReplaceServices(std::move(services), initial, now); break;
-      case Resource::kEndpointSlices: state->ReplaceEndpointSlices(std::move(slices)); break;
-      case Resource::kNodes: state->ReplaceNodes(std::move(nodes)); break;
-      default: state->ReplaceWorkloads(KindOf(resource), std::move(workloads)); break;
+      case Resource::kPods:
+        state->ReplacePods(std::move(pods), initial, now);
+        break;
+      case Resource::kServices:
+        state->ReplaceServices(std::move(services), initial, now);
+        break;
+      case Resource::kEndpointSlices:
+        state->ReplaceEndpointSlices(std::move(slices));
+        break;
+      case Resource::kNodes:
+        state->ReplaceNodes(std::move(nodes));
+        break;
+      default:
+        state->ReplaceWorkloads(KindOf(resource), std::move(workloads));
+        break;
     }
   }
 };
@@ -263,8 +286,8 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
   std::string continue_token;
   std::string version;
   do {
-    std::string target = std::string(ResourcePath(f->resource)) + "?limit=" +
-                         std::to_string(kPageSize);
+    std::string target =
+        std::string(ResourcePath(f->resource)) + "?limit=" + std::to_string(kPageSize);
     if (!continue_token.empty()) target += "&continue=" + UrlEncoded(continue_token);
     Result<ApiClient::Response> response = f->client->Get(target);
     if (!response.ok()) {
@@ -308,8 +331,8 @@ bool Watcher::List(Follower* f, bool initial, std::string* why) {
   snapshot.Replace(f->resource, state_, initial, Now());
   if (snapshot.bad > 0) {
     bad_objects_.Add({{"resource", name}}).Increment(static_cast<double>(snapshot.bad));
-    spdlog::warn("kubernetes {}: {} object(s) of the list could not be read and were skipped",
-                 name, snapshot.bad);
+    spdlog::warn("kubernetes {}: {} object(s) of the list could not be read and were skipped", name,
+                 snapshot.bad);
   }
   f->count = static_cast<int64_t>(snapshot.objects);
   f->objects->Set(static_cast<double>(f->count));
@@ -326,14 +349,14 @@ std::string Watcher::Watch(Follower* f) {
   // client-go picks 5-10 minutes so that a fleet of watchers does not reconnect at once.
   static thread_local std::mt19937 rng(std::random_device{}());
   const int timeout_s = std::uniform_int_distribution<int>(300, 600)(rng);
-  const std::string target = std::string(ResourcePath(f->resource)) +
-                             "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                             UrlEncoded(f->version) + "&timeoutSeconds=" +
-                             std::to_string(timeout_s);
+  const std::string target =
+      std::string(ResourcePath(f->resource)) +
+      "?watch=1&allowWatchBookmarks=true&resourceVersion=" + UrlEncoded(f->version) +
+      "&timeoutSeconds=" + std::to_string(timeout_s);
   std::string restart;
-  Result<ApiClient::Response> response = f->client->Stream(
-      target, std::chrono::seconds(timeout_s + 60),
-      [&](std::string_view line) { return OnEvent(f, line, &restart); });
+  Result<ApiClient::Response> response =
+      f->client->Stream(target, std::chrono::seconds(timeout_s + 60),
+                        [&](std::string_view line) { return OnEvent(f, line, &restart); });
   if (!response.ok()) return "watch: " + response.status().message();
   if (response->status == 410) {
     f->version.clear();
@@ -366,10 +389,9 @@ bool Watcher::OnEvent(Follower* f, std::string_view line, std::string* restart) 
       f->version.clear();  // relist
       *restart = "expired";
     } else {
-      *restart = "watch: ERROR event: " + StatusText(code != nullptr && code->is_number_integer()
-                                                         ? code->get<int>()
-                                                         : 0,
-                                                     object.dump());
+      *restart = "watch: ERROR event: " +
+                 StatusText(code != nullptr && code->is_number_integer() ? code->get<int>() : 0,
+                            object.dump());
     }
     return false;
   }
@@ -398,26 +420,32 @@ bool Watcher::OnEvent(Follower* f, std::string_view line, std::string* restart) 
   };
   switch (f->resource) {
     case Resource::kPods:
-      apply(PodFrom(object), [&](PodObject p) { state_->UpsertPod(std::move(p), now); },
-            [&](const PodObject& p) { state_->DeletePod(p.uid, now); });
+      apply(
+          PodFrom(object), [&](PodObject p) { state_->UpsertPod(std::move(p), now); },
+          [&](const PodObject& p) { state_->DeletePod(p.uid, now); });
       break;
     case Resource::kServices:
-      apply(ServiceFrom(object), [&](ServiceObject s) { state_->UpsertService(std::move(s), now); },
-            [&](const ServiceObject& s) { state_->DeleteService(s.key, now); });
+      apply(
+          ServiceFrom(object), [&](ServiceObject s) { state_->UpsertService(std::move(s), now); },
+          [&](const ServiceObject& s) { state_->DeleteService(s.key, now); });
       break;
     case Resource::kEndpointSlices:
-      apply(EndpointSliceFrom(object),
-            [&](EndpointSliceObject s) { state_->UpsertEndpointSlice(std::move(s)); },
-            [&](const EndpointSliceObject& s) { state_->DeleteEndpointSlice(s.key); });
+      apply(
+          EndpointSliceFrom(object),
+          [&](EndpointSliceObject s) { state_->UpsertEndpointSlice(std::move(s)); },
+          [&](const EndpointSliceObject& s) { state_->DeleteEndpointSlice(s.key); });
       break;
     case Resource::kNodes:
-      apply(NodeFrom(object), [&](NodeObject n) { state_->UpsertNode(std::move(n)); },
-            [&](const NodeObject& n) { state_->DeleteNode(n.name); });
+      apply(
+          NodeFrom(object), [&](NodeObject n) { state_->UpsertNode(std::move(n)); },
+          [&](const NodeObject& n) { state_->DeleteNode(n.name); });
       break;
     default: {
       const std::string_view kind = KindOf(f->resource);
-      apply(WorkloadFrom(object), [&](WorkloadObject w) { state_->UpsertWorkload(kind, std::move(w)); },
-            [&](const WorkloadObject& w) { state_->DeleteWorkload(kind, w.key); });
+      apply(
+          WorkloadFrom(object),
+          [&](WorkloadObject w) { state_->UpsertWorkload(kind, std::move(w)); },
+          [&](const WorkloadObject& w) { state_->DeleteWorkload(kind, w.key); });
       break;
     }
   }
