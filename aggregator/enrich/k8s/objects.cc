@@ -161,6 +161,9 @@ std::optional<int64_t> ParseTimestamp(std::string_view text) {
     return std::nullopt;
   }
   auto num = [&](size_t at, size_t n, int* out) {
+    for (size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;  // from_chars would take a sign
+    }
     auto [p, ec] = std::from_chars(text.data() + at, text.data() + at + n, *out);
     return ec == std::errc() && p == text.data() + at + n;
   };
@@ -168,6 +171,12 @@ std::optional<int64_t> ParseTimestamp(std::string_view text) {
   int year = 0, month = 0;
   if (!num(0, 4, &year) || !num(5, 2, &month) || !num(8, 2, &tm.tm_mday) ||
       !num(11, 2, &tm.tm_hour) || !num(14, 2, &tm.tm_min) || !num(17, 2, &tm.tm_sec)) {
+    return std::nullopt;
+  }
+  // Nanoseconds since 1970 fit an int64 up to 2262; objects are not older than 1970. Fields out
+  // of range would be normalised by timegm into another time: refused instead.
+  if (year < 1970 || year > 2261 || month < 1 || month > 12 || tm.tm_mday < 1 ||
+      tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
     return std::nullopt;
   }
   tm.tm_year = year - 1900;

@@ -101,6 +101,11 @@ TEST(ObjectsTest, TimestampsAndContainerIds) {
   EXPECT_EQ(*ParseTimestamp("1970-01-01T01:00:00+01:00"), 0);
   EXPECT_FALSE(ParseTimestamp("yesterday").has_value());
   EXPECT_FALSE(ParseTimestamp("1970-01-01T00:00:01").has_value());
+  // Found by fuzz_k8s_objects: a year whose nanoseconds do not fit an int64 overflowed.
+  EXPECT_FALSE(ParseTimestamp("1642-11-30T20:01:02Z").has_value());
+  EXPECT_FALSE(ParseTimestamp("2026-13-30T20:01:02Z").has_value());
+  EXPECT_FALSE(ParseTimestamp("2026-+1-30T20:01:02Z").has_value());
+  EXPECT_TRUE(ParseTimestamp("2261-12-31T23:59:59Z").has_value());
   EXPECT_EQ(ContainerIdOf("containerd://abc"), "abc");
   EXPECT_EQ(ContainerIdOf("cri-o://abc"), "abc");
   EXPECT_EQ(ContainerIdOf(""), "");
