@@ -123,15 +123,7 @@ void ClusterState::DeletePodLocked(const std::string& uid, int64_t now) {
   PodPtr pod = it->second;
   for (const net::IpAddress& ip : pod->ips) Release(&pod_ips_, ip, pod, now);
   // Its service is looked up now: the address may serve another pod's service tomorrow.
-  std::string service;
-  for (const net::IpAddress& ip : pod->ips) {
-    auto e = endpoints_.find(ip);
-    if (e != endpoints_.end() && !e->second.empty()) {
-      service = e->second.front();
-      break;
-    }
-  }
-  graveyard_[uid] = Grave{pod, now, std::move(service)};
+  graveyard_[uid] = Grave{pod, now, std::string(ServiceOf(*pod))};
   pods_.erase(it);
 }
 
@@ -220,6 +212,14 @@ void ClusterState::ReplaceServices(std::vector<ServiceObject> services, bool ini
   }
   for (const std::string& key : gone) DeleteServiceLocked(key, now);
   for (ServiceObject& s : services) UpsertServiceLocked(std::move(s), initial, now);
+}
+
+std::string_view ClusterState::ServiceOf(const PodObject& pod) const {
+  for (const net::IpAddress& ip : pod.ips) {
+    auto e = endpoints_.find(ip);
+    if (e != endpoints_.end() && !e->second.empty()) return e->second.front();
+  }
+  return {};
 }
 
 void ClusterState::UnindexSlice(const EndpointSliceObject& slice) {
@@ -315,19 +315,9 @@ void ClusterState::Describe(const PodObject& pod, K8sNames* out) const {
     if (next == workloads_.end()) break;
     owner = next->second;
   }
-  std::string_view service;
   auto grave = graveyard_.find(pod.uid);
-  if (grave != graveyard_.end()) {
-    service = grave->second.service;
-  } else {
-    for (const net::IpAddress& ip : pod.ips) {
-      auto e = endpoints_.find(ip);
-      if (e != endpoints_.end() && !e->second.empty()) {
-        service = e->second.front();
-        break;
-      }
-    }
-  }
+  const std::string_view service =
+      grave != graveyard_.end() ? std::string_view(grave->second.service) : ServiceOf(pod);
   // "ns/name"; endpoint slices live in their service's namespace, which is the pod's.
   size_t slash = service.find('/');
   if (slash != std::string_view::npos) out->service = std::string(service.substr(slash + 1));

@@ -98,6 +98,8 @@ class ClusterState final : public MetadataSource {
   void UpsertEndpointSliceLocked(EndpointSliceObject slice);
   void UnindexSlice(const EndpointSliceObject& slice);
   void Describe(const PodObject& pod, K8sNames* out) const;
+  // "ns/service" of the first endpoint slice listing one of the pod's addresses, or "".
+  std::string_view ServiceOf(const PodObject& pod) const;
 
   const int64_t history_ns_;
   mutable std::shared_mutex mu_;

@@ -83,53 +83,32 @@ void AddAddress(std::string_view text, std::vector<net::IpAddress>* out) {
 
 }  // namespace
 
-std::string_view ResourceName(Resource r) {
-  switch (r) {
-    case Resource::kDeployments:
-      return "deployments";
-    case Resource::kReplicaSets:
-      return "replicasets";
-    case Resource::kDaemonSets:
-      return "daemonsets";
-    case Resource::kStatefulSets:
-      return "statefulsets";
-    case Resource::kJobs:
-      return "jobs";
-    case Resource::kNodes:
-      return "nodes";
-    case Resource::kServices:
-      return "services";
-    case Resource::kEndpointSlices:
-      return "endpointslices";
-    case Resource::kPods:
-      return "pods";
-  }
-  return "";
-}
+namespace {
 
-std::string_view ResourcePath(Resource r) {
-  switch (r) {
-    case Resource::kDeployments:
-      return "/apis/apps/v1/deployments";
-    case Resource::kReplicaSets:
-      return "/apis/apps/v1/replicasets";
-    case Resource::kDaemonSets:
-      return "/apis/apps/v1/daemonsets";
-    case Resource::kStatefulSets:
-      return "/apis/apps/v1/statefulsets";
-    case Resource::kJobs:
-      return "/apis/batch/v1/jobs";
-    case Resource::kNodes:
-      return "/api/v1/nodes";
-    case Resource::kServices:
-      return "/api/v1/services";
-    case Resource::kEndpointSlices:
-      return "/apis/discovery.k8s.io/v1/endpointslices";
-    case Resource::kPods:
-      return "/api/v1/pods";
-  }
-  return "";
-}
+// Each resource's name, list/watch path and object kind, in enum Resource order.
+struct ResourceInfo {
+  std::string_view name, path, kind;
+};
+constexpr ResourceInfo kResourceInfo[] = {
+    {"deployments", "/apis/apps/v1/deployments", "Deployment"},
+    {"replicasets", "/apis/apps/v1/replicasets", "ReplicaSet"},
+    {"daemonsets", "/apis/apps/v1/daemonsets", "DaemonSet"},
+    {"statefulsets", "/apis/apps/v1/statefulsets", "StatefulSet"},
+    {"jobs", "/apis/batch/v1/jobs", "Job"},
+    {"nodes", "/api/v1/nodes", "Node"},
+    {"services", "/api/v1/services", "Service"},
+    {"endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice"},
+    {"pods", "/api/v1/pods", "Pod"},
+};
+static_assert(std::size(kResourceInfo) == std::size(kAllResources));
+
+const ResourceInfo& InfoOf(Resource r) { return kResourceInfo[static_cast<size_t>(r)]; }
+
+}  // namespace
+
+std::string_view ResourceName(Resource r) { return InfoOf(r).name; }
+std::string_view ResourcePath(Resource r) { return InfoOf(r).path; }
+std::string_view ResourceKind(Resource r) { return InfoOf(r).kind; }
 
 Result<json> ParseSlim(std::string_view text) {
   json::parser_callback_t drop = [](int /*depth*/, json::parse_event_t event, json& parsed) {

@@ -18,23 +18,6 @@ constexpr int kPageSize = 500;
 constexpr auto kMinBackoff = std::chrono::milliseconds(500);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(30'000);
 
-std::string_view KindOf(Resource r) {
-  switch (r) {
-    case Resource::kDeployments:
-      return "Deployment";
-    case Resource::kReplicaSets:
-      return "ReplicaSet";
-    case Resource::kDaemonSets:
-      return "DaemonSet";
-    case Resource::kStatefulSets:
-      return "StatefulSet";
-    case Resource::kJobs:
-      return "Job";
-    default:
-      return "";
-  }
-}
-
 std::string UrlEncoded(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
@@ -274,7 +257,7 @@ struct Watcher::Snapshot {
         state->ReplaceNodes(std::move(nodes));
         break;
       default:
-        state->ReplaceWorkloads(KindOf(resource), std::move(workloads));
+        state->ReplaceWorkloads(ResourceKind(resource), std::move(workloads));
         break;
     }
   }
@@ -441,7 +424,7 @@ bool Watcher::OnEvent(Follower* f, std::string_view line, std::string* restart) 
           [&](const NodeObject& n) { state_->DeleteNode(n.name); });
       break;
     default: {
-      const std::string_view kind = KindOf(f->resource);
+      const std::string_view kind = ResourceKind(f->resource);
       apply(
           WorkloadFrom(object),
           [&](WorkloadObject w) { state_->UpsertWorkload(kind, std::move(w)); },
