@@ -154,8 +154,8 @@ std::optional<int64_t> ParseTimestamp(std::string_view text) {
   }
   // Nanoseconds since 1970 fit an int64 up to 2262; objects are not older than 1970. Fields out
   // of range would be normalised by timegm into another time: refused instead.
-  if (year < 1970 || year > 2261 || month < 1 || month > 12 || tm.tm_mday < 1 ||
-      tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+  if (year < 1970 || year > 2261 || month < 1 || month > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
     return std::nullopt;
   }
   tm.tm_year = year - 1900;
