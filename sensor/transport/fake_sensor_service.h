@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nodescope/v1/ingest.grpc.pb.h"
@@ -62,6 +63,9 @@ class FakeAggregator final : public v1::SensorService::Service {
  public:
   explicit FakeAggregator(Recorder* recorder) : recorder_(recorder) {}
   void set_acking(bool on) { acking_ = on; }
+  // Stops reading the streams (as an aggregator behind a cut network would): the sensor's writes
+  // block once HTTP/2 flow control runs out.
+  void set_stalled(bool on) { stalled_ = on; }
 
   grpc::Status Stream(
       grpc::ServerContext* context,
@@ -69,7 +73,11 @@ class FakeAggregator final : public v1::SensorService::Service {
     const int id = recorder_->NewStream();
     v1::SensorMessage message;
     uint64_t highest = 0;
-    while (stream->Read(&message)) {
+    while (true) {
+      while (stalled_ && !context->IsCancelled()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!stream->Read(&message)) break;
       recorder_->Add(id, message);
       if (!message.has_batch()) continue;
       highest = std::max(highest, message.batch().seq());
@@ -84,6 +92,7 @@ class FakeAggregator final : public v1::SensorService::Service {
  private:
   Recorder* recorder_;
   std::atomic<bool> acking_{true};
+  std::atomic<bool> stalled_{false};
 };
 
 inline std::unique_ptr<grpc::Server> StartServer(grpc::Service* service, int* port) {

@@ -22,9 +22,6 @@ constexpr uint8_t kSensorMessageBatchTag = (1 << 3) | 2;  // SensorMessage.batch
 constexpr uint8_t kBatchSeqTag = (3 << 3) | 0;            // Batch.seq, varint
 constexpr uint8_t kBatchEventTag = (5 << 3) | 2;          // Batch.events, length-delimited
 constexpr size_t kMaxVarint = 10;
-// Batch buffers kept for reuse: enough for the emitter to close a few batches while the sender
-// frames the previous ones.
-constexpr size_t kSpareBuffers = 4;
 // How long a graceful close waits for the aggregator to end the stream after WritesDone.
 constexpr auto kCloseWait = std::chrono::seconds(1);
 
@@ -50,7 +47,9 @@ grpc::ByteBuffer Encode(const v1::SensorMessage& message) {
 std::map<std::string, uint64_t> TransportStats::Dropped() const {
   return {{"buffer_full", dropped_buffer_full},
           {"stopped", dropped_stopped},
-          {"unacked_at_stop", dropped_unacked_at_stop}};
+          {"unacked_at_stop", dropped_unacked_at_stop},
+          {"spool_full", dropped_spool_full},
+          {"spool_damaged", dropped_spool_damaged}};
 }
 
 Result<std::unique_ptr<Transport>> Transport::Create(TransportOptions options, StatusFn status) {
@@ -69,7 +68,12 @@ Result<std::unique_ptr<Transport>> Transport::Create(TransportOptions options, S
   }
   if (!status) return Status::Error("transport: no status callback");
   std::unique_ptr<Transport> transport(new Transport(std::move(options), std::move(status)));
+  if (!transport->options_.spool_dir.empty()) {
+    Status opened = transport->OpenSpool();
+    if (!opened.ok()) return opened;
+  }
   transport->sender_ = std::thread(&Transport::SenderLoop, transport.get());
+  if (transport->spool_) transport->spiller_ = std::thread(&Transport::SpillerLoop, transport.get());
   return transport;
 }
 
@@ -95,8 +99,7 @@ Transport::Transport(TransportOptions options, StatusFn status)
       GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
       static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(options_.backoff_max).count()));
-  channel_ =
-      grpc::CreateCustomChannel(options_.trace_server, grpc::InsecureChannelCredentials(), args);
+  channel_ = tls::CreateChannel(options_.trace_server, options_.security, args);
   v1::SensorMessage identity;
   identity.set_node(options_.node);
   identity.set_sensor_instance(instance_);
@@ -115,7 +118,29 @@ Transport::Transport(TransportOptions options, StatusFn status)
 
 Transport::~Transport() { Stop(Clock::now()); }
 
-grpc::ByteBuffer Transport::EncodeBatch(const Closed& batch) const {
+Status Transport::OpenSpool() {
+  auto spool = Spool::Open(options_.spool_dir, instance_, options_.spool_size);
+  if (!spool.ok()) return spool.status();
+  spool_ = std::move(spool).value();
+  memory_high_ = std::max<size_t>(1, options_.buffer_size / 2);
+  std::lock_guard lock(mu_);
+  if (spool_->batches() > 0) {
+    // A stopped sensor's batches: continue its sequence where its acknowledgements ended.
+    stats_.acked_seq = spool_->first_seq() - 1;
+    max_sent_seq_ = stats_.acked_seq;
+    released_through_ = stats_.acked_seq;
+    next_send_seq_ = spool_->first_seq();
+    next_seq_ = spool_->last_seq() + 1;
+    stats_.spooled_events = spool_->unloaded_events();
+    spool_unloaded_ = spool_->batches();
+    spdlog::info("transport: replaying {} spooled batches ({} events, {} bytes) of instance {}",
+                 spool_->batches(), spool_->unloaded_events(), spool_->bytes(), instance_);
+  }
+  stats_.spool_bytes = spool_->bytes();
+  return Status::Ok();
+}
+
+std::string Transport::BatchPrefix(const Closed& batch) const {
   // A serialized message is the concatenation of its fields in any order, so the batch is the
   // fixed header, the seq and the events as Emit() serialized them.
   using google::protobuf::io::CodedOutputStream;
@@ -131,7 +156,11 @@ grpc::ByteBuffer Transport::EncodeBatch(const Closed& batch) const {
   prefix.push_back(static_cast<char>(kBatchSeqTag));
   prefix.append(reinterpret_cast<char*>(varint),
                 CodedOutputStream::WriteVarint64ToArray(batch.seq, varint) - varint);
-  const grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice(batch.bytes)};
+  return prefix;
+}
+
+grpc::ByteBuffer Transport::EncodeBatch(const Closed& batch) const {
+  const grpc::Slice slices[2] = {grpc::Slice(BatchPrefix(batch)), grpc::Slice(batch.bytes)};
   return grpc::ByteBuffer(slices, 2);
 }
 
@@ -163,7 +192,7 @@ void Transport::Emit(v1::Event event) {
   }
   // Dropping here, before the event joins a batch, keeps sequence numbers free of gaps.
   if (stats_.buffered_events >= options_.buffer_size) {
-    ++stats_.dropped_buffer_full;
+    ++(spool_blocked_ ? stats_.dropped_spool_full : stats_.dropped_buffer_full);
     return;
   }
   // No wake-up for a batch's first event: the sender never sleeps longer than batch_interval,
@@ -187,6 +216,7 @@ void Transport::CloseOpenLocked() {
   }
   open_events_ = 0;
   ++stats_.batches_closed;
+  if (spool_) wake_spiller_.notify_one();
 }
 
 void Transport::StatusChanged() {
@@ -219,6 +249,11 @@ bool Transport::Stop(Clock::time_point deadline) {
     wake_sender_.notify_one();
   }
   if (sender_.joinable()) sender_.join();
+  if (spiller_.joinable()) {
+    wake_spiller_.notify_all();
+    spiller_.join();
+  }
+  if (spool_) SpoolRemainingAtStop();
   std::lock_guard lock(mu_);
   stats_.dropped_unacked_at_stop += stats_.buffered_events;
   if (stats_.buffered_events > 0) {
@@ -233,6 +268,11 @@ TransportStats Transport::Stats() const {
   return stats_;
 }
 
+bool Transport::Drained() const {
+  std::lock_guard lock(mu_);
+  return open_events_ == 0 && closed_.empty() && pending_.empty() && stats_.spooled_events == 0;
+}
+
 void Transport::SenderLoop() {
   pthread_setname_np(pthread_self(), "ns-tx-send");  // names show in top -H and perf
   std::unique_lock lock(mu_);
@@ -240,7 +280,8 @@ void Transport::SenderLoop() {
     if (open_events_ > 0 && Clock::now() - open_since_ >= options_.batch_interval) {
       CloseOpenLocked();
     }
-    if (!closed_.empty()) {
+    if (ReleaseLocked(lock)) continue;
+    if (!closed_.empty() && ToMemoryLocked()) {
       // Framed once, outside the lock; resends share the ByteBuffer's slices.
       Closed closed = std::move(closed_.front());
       closed_.pop_front();
@@ -248,11 +289,13 @@ void Transport::SenderLoop() {
       Pending pending{closed.seq, closed.events, EncodeBatch(closed)};
       closed.bytes.clear();
       lock.lock();
+      pending_events_ += pending.events;
       pending_.push_back(std::move(pending));
       if (spare_buffers_.size() < kSpareBuffers) spare_buffers_.push_back(std::move(closed.bytes));
       continue;
     }
     if (shutdown_) break;
+    if (stream_ != nullptr && UnspillLocked(lock)) continue;
 
     if (stream_ != nullptr && stream_broken_) {
       lock.unlock();
@@ -385,12 +428,14 @@ void Transport::OnAck(uint64_t ack) {
   stats_.acked_seq = seq;
   while (!pending_.empty() && pending_.front().seq <= seq) {
     stats_.buffered_events -= pending_.front().events;
+    pending_events_ -= pending_.front().events;
     ++stats_.batches_acked;
     pending_.pop_front();
   }
   next_send_seq_ = std::max(next_send_seq_, seq + 1);
   backoff_.Reset();  // the stream carried data end to end: the next outage starts short again
   acked_.notify_all();
+  if (spool_ != nullptr) wake_sender_.notify_one();  // spool files to delete, batches to read
 }
 
 void Transport::Teardown(bool graceful) {

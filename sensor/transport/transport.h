@@ -12,6 +12,12 @@
 // a reader thread per stream reads acks. When the stream breaks the sender reconnects after an
 // exponential backoff with full jitter, sends the sensor's status first, then every
 // unacknowledged batch in order. The aggregator drops duplicates by (sensor_instance, seq).
+//
+// With a spool (spool_dir), unacknowledged batches beyond half of buffer_size go to disk instead
+// of memory, in order behind the ones in memory, and are read back as acks make room; Stop()
+// writes every batch still unacknowledged there. A transport opened on a spool that already holds
+// batches (options.instance naming a stopped sensor's instance) replays them. Only when the spool
+// is full too are new events dropped, as dropped{reason="spool_full"}.
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -32,9 +38,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/tls/grpc_tls.h"
 #include "nodescope/v1/ingest.pb.h"
 #include "sensor/transport/backoff.h"
 #include "sensor/transport/event_sink.h"
+#include "sensor/transport/spool.h"
 
 namespace nodescope::sensor {
 
@@ -58,6 +66,11 @@ struct TransportOptions {
   // after keepalive_time + keepalive_timeout instead of after the kernel's TCP timeout (minutes).
   std::chrono::milliseconds keepalive_time = std::chrono::seconds(20);
   std::chrono::milliseconds keepalive_timeout = std::chrono::seconds(10);
+  // TLS to the aggregator (tls_ca, tls_cert, tls_key, tls_server_name); empty: plaintext.
+  tls::ChannelSecurity security;
+
+  std::string spool_dir;                // empty: no spool, memory only
+  uint64_t spool_size = uint64_t(256) << 20;  // bytes the spool may hold on disk
 };
 
 struct TransportStats {
@@ -69,7 +82,13 @@ struct TransportStats {
   uint64_t dropped_buffer_full = 0;      // events: the buffer held buffer_size events
   uint64_t dropped_stopped = 0;          // events: Emit() after Stop()
   uint64_t dropped_unacked_at_stop = 0;  // events still unacknowledged when Stop() gave up
-  uint64_t buffered_events = 0;          // open batch + closed, unacknowledged batches
+  uint64_t dropped_spool_full = 0;       // events: memory and spool were both full
+  uint64_t dropped_spool_damaged = 0;    // events: a spooled batch could not be read back
+  uint64_t buffered_events = 0;          // in memory: open batch + closed, unacknowledged batches
+  uint64_t spooled_events = 0;           // on disk only, waiting to be read back and sent
+  uint64_t spool_bytes = 0;              // the spool's files
+  uint64_t batches_spooled = 0;          // batches written to the spool
+  uint64_t batches_unspooled = 0;        // batches read back from the spool
   uint64_t acked_seq = 0;
   bool connected = false;
   uint64_t connects = 0;          // streams opened
@@ -102,12 +121,17 @@ class Transport : public EventSink {
   void StatusChanged();
 
   TransportStats Stats() const;
+  // Nothing left to send: every batch closed so far is acknowledged and the spool is empty.
+  bool Drained() const;
   const std::string& instance() const { return instance_; }
   const TransportOptions& options() const { return options_; }
 
  private:
   using Clock = std::chrono::steady_clock;
   using Stream = grpc::ClientReaderWriter<grpc::ByteBuffer, v1::AggregatorMessage>;
+  // Batch buffers kept for reuse: enough for the emitter to close a few batches while the sender
+  // frames the previous ones.
+  static constexpr size_t kSpareBuffers = 4;
   struct Closed {
     uint64_t seq;
     size_t events;
@@ -117,11 +141,25 @@ class Transport : public EventSink {
     uint64_t seq;
     size_t events;
     grpc::ByteBuffer bytes;  // the encoded SensorMessage, shared (refcounted) with writes
+    bool on_disk = false;    // read back from the spool, whose file stays until acknowledged
   };
 
   Transport(TransportOptions options, StatusFn status);
   v1::SensorMessage StatusMessage() const;
+  // The SensorMessage fields that precede a batch's events (identity, header, seq).
+  std::string BatchPrefix(const Closed& batch) const;
   grpc::ByteBuffer EncodeBatch(const Closed& batch) const;
+  Status OpenSpool();
+  // Whether the next closed batch goes to memory (else to the spool, behind what is there).
+  bool ToMemoryLocked() const;
+  // The spiller thread writes closed batches to disk: the sender may be blocked in a write to an
+  // aggregator that stopped reading (a network cut), and memory must not fill meanwhile.
+  void SpillerLoop();
+  void SpillLocked(std::unique_lock<std::mutex>& lock);
+  // Sender-thread steps with the spool; each returns true when it did something.
+  bool UnspillLocked(std::unique_lock<std::mutex>& lock);
+  bool ReleaseLocked(std::unique_lock<std::mutex>& lock);
+  void SpoolRemainingAtStop();
 
   void CloseOpenLocked();
   void SenderLoop();
@@ -152,6 +190,15 @@ class Transport : public EventSink {
   uint64_t next_seq_ = 1;
   std::deque<Closed> closed_;    // closed, not yet framed
   std::deque<Pending> pending_;  // encoded, not yet acknowledged
+  size_t pending_events_ = 0;
+  // Without a spool, unlimited (Emit() enforces buffer_size); with one, half of buffer_size:
+  // closed batches beyond it go to disk.
+  size_t memory_high_ = SIZE_MAX;
+  bool spool_blocked_ = false;     // the spool refused a batch; retried once space is freed
+  size_t spool_unloaded_ = 0;      // batches on disk (or being written) not read back yet
+  std::condition_variable wake_spiller_;
+  bool spool_full_warned_ = false;
+  uint64_t released_through_ = 0;  // spool files up to this seq are deleted
   uint64_t next_send_seq_ = 1;   // on the current stream
   uint64_t max_sent_seq_ = 0;
   bool status_dirty_ = false;
@@ -165,6 +212,12 @@ class Transport : public EventSink {
   Backoff backoff_;
   grpc::ClientContext* live_context_ = nullptr;  // so Stop() can cancel a blocked call
   TransportStats stats_;
+
+  // Used by the sender and spiller threads (and Stop() once they have ended), under spool_mu_,
+  // never while holding mu_.
+  std::unique_ptr<Spool> spool_;
+  std::mutex spool_mu_;
+  std::thread spiller_;
 
   // Owned by the sender thread.
   std::unique_ptr<grpc::ClientContext> context_;

@@ -1,0 +1,233 @@
+// Nothing lost across outages: the real sensor (with spool_dir) and aggregator, and the test's
+// own execs of a marker binary as the events generated. After each outage, every exec the test
+// ran is stored exactly once, or the sensor's and aggregator's drop counters account for the
+// difference: generated = delivered + counted drops, with zero drops within the spool's bound.
+//   - the aggregator is stopped and restarted;
+//   - the network to the aggregator (in its own namespace) is cut with nftables, then healed;
+//   - the sensor is stopped while the aggregator is down, and started again.
+// Memory holds 100 events, so each outage of hundreds of execs goes through the spool.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/netns.h"
+
+namespace nodescope::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+pid_t RunChild(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(path.c_str(), path.c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return pid;
+}
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    marker_ = dir_.File("ns-spool-marker");
+    std::filesystem::copy_file("/bin/true", marker_);
+    sensor_port_ = FreePort();
+  }
+
+  // The aggregator at `ip` (loopback or a namespace's address), with state_dir so batches
+  // committed just before a stop are recognised when resent.
+  void WriteAggregatorConfig(const std::string& ip, int grpc_port, int http_port) {
+    agg_ip_ = ip;
+    agg_http_ = http_port;
+    dir_.Write("aggregator.yaml", "listen: " + ip + ":" + std::to_string(grpc_port) +
+                                      "\nhttp_listen: " + ip + ":" + std::to_string(http_port) +
+                                      "\nsinks: [\"jsonl:" + dir_.File("records.jsonl") +
+                                      "\"]\nstate_dir: " + dir_.File("state") + "\n");
+    dir_.Write("sensor.yaml", "trace_server: " + ip + ":" + std::to_string(grpc_port) +
+                                  "\npprof_port: " + std::to_string(sensor_port_) +
+                                  "\nhostname: spool-node\nenabled_plugins: []\n"
+                                  "batch_size: 20\nbatch_interval: 50ms\nbuffer_size: 100\n"
+                                  "spool_dir: " +
+                                  dir_.File("spool") + "\nspool_size: 16\n");
+  }
+
+  std::unique_ptr<Subprocess> StartAggregator(const Netns* ns = nullptr) {
+    std::vector<std::string> argv = {BinDir() + "/nodescope-aggregator", "--config",
+                                     dir_.File("aggregator.yaml")};
+    if (ns != nullptr) argv = ns->Exec(argv);
+    auto p = std::make_unique<Subprocess>(argv, dir_.File("aggregator.log"));
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          int status = 0;
+          HttpGet(agg_ip_, agg_http_, "/readyz", &status);
+          return status == 200;
+        },
+        30s))
+        << ReadFile(dir_.File("aggregator.log"));
+    return p;
+  }
+  std::unique_ptr<Subprocess> StartSensor() {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{BinDir() + "/nodescope-sensor", "--config",
+                                 dir_.File("sensor.yaml")},
+        dir_.File("sensor.log"));
+  }
+  double SensorMetric(const std::string& series) {
+    return MetricValue(HttpGet(sensor_port_, "/metrics"), series);
+  }
+  // Every drop the sensor counted, whatever the reason.
+  double SensorDrops() {
+    double total = 0;
+    std::istringstream in(HttpGet(sensor_port_, "/metrics"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("nodescope_sensor_dropped_total{", 0) != 0) continue;
+      total += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return total;
+  }
+  void Generate(int n) {
+    for (int i = 0; i < n; ++i) pids_.insert(RunChild(marker_));
+  }
+  std::map<std::string, int> Delivered() { return ExecCounts(dir_.File("records.jsonl"), marker_); }
+  // Waits until every generated exec is stored, then checks each is stored exactly once.
+  void ExpectEveryExecOnce(Subprocess& sensor) {
+    ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 90s))
+        << "delivered " << Delivered().size() << " of " << pids_.size() << " (sensor drops "
+        << SensorDrops() << ")\n"
+        << sensor.Log() << "\n"
+        << ReadFile(dir_.File("aggregator.log"));
+    auto seen = Delivered();
+    size_t twice = 0;
+    for (pid_t pid : pids_) twice += seen[std::to_string(pid)] > 1 ? 1 : 0;
+    EXPECT_EQ(twice, 0u) << "execs stored more than once";
+  }
+
+  TempDir dir_;
+  std::string marker_;
+  std::string agg_ip_;
+  int agg_http_ = 0;
+  int sensor_port_ = 0;
+  std::set<pid_t> pids_;
+};
+
+TEST_F(SpoolTest, AggregatorRestartLosesNothing) {
+  const int http_port = FreePort();
+  WriteAggregatorConfig("127.0.0.1", FreePort(), http_port);
+  auto aggregator = StartAggregator();
+  auto sensor = StartSensor();
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
+      << sensor->Log();
+  Generate(100);
+
+  ASSERT_EQ(aggregator->Stop(SIGTERM, 20s), 0);
+  Generate(600);
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_spooled_events") > 100; }, 20s))
+      << "the outage did not reach the spool\n"
+      << sensor->Log();
+  EXPECT_GT(SensorMetric("nodescope_sensor_spool_batches_total{op=\"write\"}"), 0.0);
+  EXPECT_LE(SensorMetric("nodescope_sensor_buffered_events"), 100.0);
+
+  aggregator = StartAggregator();
+  Generate(100);
+  ExpectEveryExecOnce(*sensor);
+  EXPECT_EQ(SensorDrops(), 0.0);
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_spool_bytes") == 0; }, 20s));
+  EXPECT_EQ(SensorMetric("nodescope_sensor_spool_batches_total{op=\"read\"}"),
+            SensorMetric("nodescope_sensor_spool_batches_total{op=\"write\"}"));
+  EXPECT_EQ(sensor->Stop(SIGTERM, 20s), 0);
+  // Everything was acknowledged: the spool directory is left empty.
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.File("spool")));
+  aggregator->Stop(SIGTERM);
+}
+
+TEST_F(SpoolTest, NetworkCutLosesNothing) {
+  auto pair = NetnsPair::Create(NetnsPair::Mode::kNamespaceAndRoot);
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  const Netns& host = (*pair)->ns(NetnsPair::Side::kA);
+  constexpr int kGrpcPort = 9970;
+  WriteAggregatorConfig((*pair)->a().ipv4, kGrpcPort, 9971);
+  auto aggregator = StartAggregator(&host);
+  auto sensor = StartSensor();
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
+      << sensor->Log();
+  Generate(100);
+  ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 30s));
+
+  // Cut: the aggregator's host neither receives nor sends anything on the stream's port.
+  auto nft = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "nft");
+    Status s = test::Run(host.Exec(args));
+    ASSERT_TRUE(s.ok()) << s.message();
+  };
+  nft({"add", "table", "inet", "nscut"});
+  nft({"add", "chain", "inet", "nscut", "in", "{ type filter hook input priority 0; }"});
+  nft({"add", "chain", "inet", "nscut", "out", "{ type filter hook output priority 0; }"});
+  nft({"add", "rule", "inet", "nscut", "in", "tcp", "dport", std::to_string(kGrpcPort), "drop"});
+  nft({"add", "rule", "inet", "nscut", "out", "tcp", "sport", std::to_string(kGrpcPort), "drop"});
+  const size_t before = Delivered().size();
+  Generate(600);
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_spooled_events") > 100; }, 20s))
+      << "the cut did not reach the spool\n"
+      << sensor->Log();
+  EXPECT_EQ(Delivered().size(), before) << "records crossed a cut network";
+  nft({"delete", "table", "inet", "nscut"});
+
+  Generate(100);
+  ExpectEveryExecOnce(*sensor);
+  EXPECT_EQ(SensorDrops(), 0.0);
+  EXPECT_EQ(sensor->Stop(SIGTERM, 20s), 0);
+  aggregator->Stop(SIGTERM);
+}
+
+TEST_F(SpoolTest, SensorRestartReplaysWhatItSpooledAtStop) {
+  const int http_port = FreePort();
+  WriteAggregatorConfig("127.0.0.1", FreePort(), http_port);
+  auto aggregator = StartAggregator();
+  auto sensor = StartSensor();
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
+      << sensor->Log();
+  Generate(50);
+  ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 30s));
+
+  ASSERT_EQ(aggregator->Stop(SIGTERM, 20s), 0);
+  Generate(400);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return SensorMetric("nodescope_sensor_buffered_events") +
+                   SensorMetric("nodescope_sensor_spooled_events") >=
+               400;
+      },
+      20s))
+      << sensor->Log();
+  EXPECT_EQ(SensorDrops(), 0.0);
+  // Stopped while the aggregator is away: what it holds goes to disk, not to the drop counters.
+  ASSERT_EQ(sensor->Stop(SIGTERM, 30s), 0);
+  EXPECT_NE(sensor->Log().find("for the next start"), std::string::npos) << sensor->Log();
+  EXPECT_EQ(sensor->Log().find("unacked_at_stop"), std::string::npos) << sensor->Log();
+
+  sensor = StartSensor();
+  ASSERT_TRUE(WaitFor(
+      [&] { return SensorMetric("nodescope_sensor_spool_replay_pending_events") >= 400; }, 30s))
+      << sensor->Log();
+  aggregator = StartAggregator();
+  Generate(50);
+  ExpectEveryExecOnce(*sensor);
+  EXPECT_EQ(SensorDrops(), 0.0);
+  EXPECT_GT(SensorMetric("nodescope_sensor_spool_replayed_batches_total"), 0.0);
+  EXPECT_EQ(SensorMetric("nodescope_sensor_spool_replay_pending_events"), 0.0);
+  EXPECT_NE(sensor->Log().find("replayed"), std::string::npos) << sensor->Log();
+  EXPECT_EQ(sensor->Stop(SIGTERM, 20s), 0);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.File("spool")));
+  aggregator->Stop(SIGTERM);
+}
+
+}  // namespace
+}  // namespace nodescope::test
