@@ -31,6 +31,12 @@ enum ns_l7_protocol {
 /* struct ns_conn.flags: OpenSSL plaintext of this connection was sent (its close is said too). */
 #define NS_CONN_TLS (1 << 5)
 
+/* struct ns_conn.flags: the connection's HTTP payload is not copied, for a resource limit
+ * (struct ns_l7_limit), until it closes; with NS_CONN_L7_SAMPLED_OUT sampling left it out, else
+ * the l7_payload step did. */
+#define NS_CONN_L7_SHED (1 << 6)
+#define NS_CONN_L7_SAMPLED_OUT (1 << 7)
+
 /* Bits of the probe's read-only `l7_capture`: which protocols to copy payload of. */
 #define NS_L7_HTTP_ON 1
 #define NS_L7_DNS_ON 2
@@ -56,6 +62,18 @@ enum ns_l7_event_flag {
 	/* Plaintext of an OpenSSL SSL_read/SSL_write on the connection; len is what the call
 	 * moved, offset is 0. A separate stream from the connection's own (ciphertext) bytes. */
 	NS_L7_TLS = 1 << 4,
+	/* With NS_L7_CLOSED: the connection is open, but its capture ends here for a resource
+	 * limit (l7_payload shed); offset and sent are its totals before the first call not
+	 * copied, so user space ends the stream as at a close. */
+	NS_L7_SHED = 1 << 5,
+};
+
+/* Value of the probe's one-entry array `l7_limit`, written by user space while it sheds load
+ * for resource limits (sensor/limits/). DNS is never shed: its messages are small, and dnsflow
+ * and every record's dst_domain depend on it. */
+struct ns_l7_limit {
+	__u32 payload_off; /* nonzero: no HTTP payload copied; captured connections end (NS_L7_SHED) */
+	__u32 keep_one_in; /* > 1: the payload of 1 in this many new HTTP connections is copied */
 };
 
 /* Value of `l7_skip`, by struct ns_conn_key, written by user space: the parser knows from a
@@ -102,7 +120,9 @@ struct ns_l7_event {
 #ifdef __cplusplus
 static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
 static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
+static_assert(sizeof(struct ns_l7_limit) == 8, "ns_l7_limit layout changed");
 #else
 _Static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
 _Static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
+_Static_assert(sizeof(struct ns_l7_limit) == 8, "ns_l7_limit layout changed");
 #endif

@@ -30,7 +30,7 @@ enum ns_conn_flag {
 	NS_CONN_ESTABLISHED = 1 << 0, /* reached ESTABLISHED while the probe was attached */
 	NS_CONN_PREEXISTING = 1 << 1, /* first seen on a send/recv, not at its handshake */
 	NS_CONN_PID_SET = 1 << 2,     /* pid/comm/cgroup come from a task that used the socket */
-	/* bits 3-4: enum ns_l7_protocol (bpf/abi/l7.h) */
+	/* bits 3-4: enum ns_l7_protocol, 5: NS_CONN_TLS, 6-7: NS_CONN_L7_SHED* (bpf/abi/l7.h) */
 };
 
 /* Slots of the per-CPU counter array `counters`; user space sums over CPUs. */
@@ -38,7 +38,13 @@ enum ns_netflow_counter {
 	NS_NETFLOW_CNT_RINGBUF_DROPS = 0, /* a close event could not be queued: its last bytes lost */
 	NS_NETFLOW_CNT_MAP_FULL = 1,      /* an insert into `conns` failed */
 	NS_NETFLOW_CNT_L7_RINGBUF_DROPS = 2, /* a payload event (bpf/abi/l7.h) could not be queued */
-	NS_NETFLOW_CNT_MAX = 3,
+	/* Shedding for resource limits (struct ns_l7_limit): HTTP connections whose payload is not
+	 * copied, and their calls not copied, by the step that left them out. */
+	NS_NETFLOW_CNT_L7_SHED_CONNS_PAYLOAD = 3,
+	NS_NETFLOW_CNT_L7_SHED_CONNS_SAMPLED = 4,
+	NS_NETFLOW_CNT_L7_SHED_CALLS_PAYLOAD = 5,
+	NS_NETFLOW_CNT_L7_SHED_CALLS_SAMPLED = 6,
+	NS_NETFLOW_CNT_MAX = 7,
 };
 
 /* Key of `conns`: the socket, and for an unconnected UDP socket the peer it talked to, so a DNS

@@ -27,28 +27,17 @@ std::vector<AbiMember> CloseLayout() {
 
 std::vector<AbiMember> L7EventLayout() {
   using E = ns_l7_event;
-  return {NS_ABI_MEMBER(E, sk),
-          NS_ABI_MEMBER(E, peer),
-          NS_ABI_MEMBER(E, sent),
-          NS_ABI_MEMBER(E, ts_ns),
-          NS_ABI_MEMBER(E, cgroup_id),
-          NS_ABI_MEMBER(E, saddr),
-          NS_ABI_MEMBER(E, daddr),
-          NS_ABI_MEMBER(E, pid),
-          NS_ABI_MEMBER(E, netns),
-          NS_ABI_MEMBER(E, len),
-          NS_ABI_MEMBER(E, captured),
-          NS_ABI_MEMBER(E, sport),
-          NS_ABI_MEMBER(E, dport),
-          NS_ABI_MEMBER(E, family),
-          NS_ABI_MEMBER(E, protocol),
-          NS_ABI_MEMBER(E, l7),
-          NS_ABI_MEMBER(E, direction),
-          NS_ABI_MEMBER(E, conn_direction),
-          NS_ABI_MEMBER(E, flags),
-          NS_ABI_MEMBER(E, pad),
-          NS_ABI_MEMBER(E, offset),
-          NS_ABI_MEMBER(E, conn_start_ns),
+  return {NS_ABI_MEMBER(E, sk),        NS_ABI_MEMBER(E, peer),
+          NS_ABI_MEMBER(E, sent),      NS_ABI_MEMBER(E, ts_ns),
+          NS_ABI_MEMBER(E, cgroup_id), NS_ABI_MEMBER(E, saddr),
+          NS_ABI_MEMBER(E, daddr),     NS_ABI_MEMBER(E, pid),
+          NS_ABI_MEMBER(E, netns),     NS_ABI_MEMBER(E, len),
+          NS_ABI_MEMBER(E, captured),  NS_ABI_MEMBER(E, sport),
+          NS_ABI_MEMBER(E, dport),     NS_ABI_MEMBER(E, family),
+          NS_ABI_MEMBER(E, protocol),  NS_ABI_MEMBER(E, l7),
+          NS_ABI_MEMBER(E, direction), NS_ABI_MEMBER(E, conn_direction),
+          NS_ABI_MEMBER(E, flags),     NS_ABI_MEMBER(E, pad),
+          NS_ABI_MEMBER(E, offset),    NS_ABI_MEMBER(E, conn_start_ns),
           NS_ABI_MEMBER(E, comm)};
 }
 
@@ -100,12 +89,25 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                        {"comm", 112, NS_TASK_COMM_LEN}});
 }
 
+// Written by user space while it sheds load for resource limits.
+std::vector<AbiMember> L7LimitLayout() {
+  using L = ns_l7_limit;
+  return {NS_ABI_MEMBER(L, payload_off), NS_ABI_MEMBER(L, keep_one_in)};
+}
+
+TEST(NetflowAbi, L7LimitLayout) {
+  nodescope::test::ExpectSameMembers(L7LimitLayout(),
+                                     {{"payload_off", 0, 4}, {"keep_one_in", 4, 4}});
+}
+
 TEST(NetflowAbi, BpfObjectLayoutMatchesCxx) {
   nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_conn", sizeof(ns_conn), ConnLayout());
   nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_conn_close", sizeof(ns_conn_close),
                                    CloseLayout());
   nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_l7_event", sizeof(ns_l7_event),
                                    L7EventLayout());
+  nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_l7_limit", sizeof(ns_l7_limit),
+                                   L7LimitLayout());
 }
 
 }  // namespace

@@ -86,6 +86,51 @@ struct {
 	__type(value, struct ns_l7_skip);
 } l7_skip SEC(".maps");
 
+/* Shedding for resource limits, written by user space (struct ns_l7_limit). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ns_l7_limit);
+} l7_limit SEC(".maps");
+
+/* Whether the HTTP payload of `c` is to be left out now, and why: 0 no; NS_CONN_L7_SHED (the
+ * l7_payload step); NS_CONN_L7_SHED | NS_CONN_L7_SAMPLED_OUT (sampling). `first`: none of its
+ * payload was sent yet. Sampling only leaves out connections whole, so no exchange is cut by it;
+ * a connection left out stays so until it closes. */
+static __always_inline __u8 ns_l7_shed_reason(const struct ns_conn *c, bool first)
+{
+	struct ns_l7_limit *limit;
+	__u32 zero = 0;
+
+	if (c->flags & NS_CONN_L7_SHED)
+		return c->flags & (NS_CONN_L7_SHED | NS_CONN_L7_SAMPLED_OUT);
+	limit = bpf_map_lookup_elem(&l7_limit, &zero);
+	if (!limit)
+		return 0;
+	if (limit->payload_off)
+		return NS_CONN_L7_SHED;
+	/* A hash of the connection, not a running count: no shared state between CPUs. Not of the
+	 * socket address: under tp_btf it is a trusted pointer, and the verifier refuses
+	 * arithmetic on one. */
+	if (first && limit->keep_one_in > 1 &&
+	    (((c->start_ns ^ ((__u64)c->sport << 16 | c->dport)) * 0xC2B2AE3D27D4EB4FULL) >> 32) %
+		    limit->keep_one_in)
+		return NS_CONN_L7_SHED | NS_CONN_L7_SAMPLED_OUT;
+	return 0;
+}
+
+/* Counts a call left out for `reason` (NS_CONN_L7_* bits), and its connection when `conn`. */
+static __always_inline void ns_l7_shed_count(__u8 reason, bool conn)
+{
+	bool sampled = reason & NS_CONN_L7_SAMPLED_OUT;
+
+	if (conn)
+		count(sampled ? NS_NETFLOW_CNT_L7_SHED_CONNS_SAMPLED
+			      : NS_NETFLOW_CNT_L7_SHED_CONNS_PAYLOAD);
+	count(sampled ? NS_NETFLOW_CNT_L7_SHED_CALLS_SAMPLED : NS_NETFLOW_CNT_L7_SHED_CALLS_PAYLOAD);
+}
+
 /* arch/x86/entry/syscalls/syscall_64.tbl */
 #define NS_NR_READ 0
 #define NS_NR_WRITE 1
@@ -285,6 +330,23 @@ static __always_inline void ns_l7_send(struct ns_l7_scratch *s, __u32 got)
 	ns_l7_output(s->e.conn_start_ns, &s->e, sizeof(s->e) + (got & (2 * NS_L7_CAPTURE_MAX - 1)));
 }
 
+/* The capture of a connection user space was parsing ends before this call of `len` bytes, for
+ * the l7_payload step: said like a close (NS_L7_SHED), at the totals before the call, so what
+ * the stream began is counted. Built in `s`. */
+static __always_inline void ns_l7_shed_end(struct ns_l7_scratch *s, const struct ns_conn *c,
+					   const struct ns_conn_key *key, __u32 len, bool send,
+					   bool tls)
+{
+	ns_l7_header(&s->e, c, key, 0, 0, NS_L7_HTTP, NS_L7_RECV,
+		     NS_L7_CLOSED | NS_L7_SHED | (tls ? NS_L7_TLS : 0));
+	s->e.sent = c->bytes_written;
+	if (send && s->e.sent >= len)
+		s->e.sent -= len;
+	if (!send && s->e.offset >= len)
+		s->e.offset -= len;
+	ns_l7_output(s->e.conn_start_ns, &s->e, sizeof(s->e));
+}
+
 /* A TCP connection whose payload was captured closed: said in the same ring as its payload, so
  * user space sees the close after the connection's last bytes. */
 static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn_key *key)
@@ -297,6 +359,9 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 		return;
 	if (l7 == NS_L7_HTTP)
 		bpf_map_delete_elem(&l7_skip, key);
+	/* Left out for a limit: user space never saw it, or saw its end (ns_l7_shed_end). */
+	if (c->flags & NS_CONN_L7_SHED)
+		return;
 	ns_l7_header(&e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
 		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
 	e.sent = c->bytes_written;
@@ -306,6 +371,28 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 static __always_inline void ns_set_l7(struct ns_conn *c, __u8 l7)
 {
 	c->flags = (c->flags & ~NS_CONN_L7_MASK) | (l7 << NS_CONN_L7_SHIFT);
+}
+
+/* Shedding for a limit, on a connection that is or may be HTTP (`l7`): true when this call is
+ * left out (counted). A connection not classified yet is only marked: the caller copies enough
+ * to tell whether it is HTTP, and counts it then. Kept in the connection's flags rather than in
+ * a variable, which the verifier would carry through the copy loops as one more state. */
+static __always_inline bool ns_l7_shed_http(struct ns_l7_scratch *s, struct ns_conn *c,
+					    const struct ns_conn_key *key, __u8 l7, __u32 len,
+					    bool send)
+{
+	__u8 reason = ns_l7_shed_reason(c, l7 == NS_L7_UNKNOWN);
+	bool new_conn = !(c->flags & NS_CONN_L7_SHED);
+
+	if (!reason)
+		return false;
+	c->flags |= reason;
+	if (l7 != NS_L7_HTTP)
+		return false;
+	if (new_conn)
+		ns_l7_shed_end(s, c, key, len, send, false);
+	ns_l7_shed_count(reason, new_conn);
+	return true;
 }
 
 /* One send (`send`) or receive of `len` bytes on the connection `c` (key `key`). */
@@ -330,6 +417,11 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	s = bpf_map_lookup_elem(&l7_scratch, &zero);
 	if (!s)
 		return;
+	/* HTTP, or what may turn out to be: shedding for a limit. TLS ciphertext never is. */
+	if (l7 != NS_L7_DNS && !(c->flags & NS_CONN_TLS) && ns_l7_shed_http(s, c, key, l7, len, send))
+		return;
+	/* A connection marked to be left out is not classified yet: this one copy tells whether it
+	 * is HTTP (copying less would be a second copy path for the verifier to walk). */
 	want = len < l7_capture_bytes ? len : l7_capture_bytes;
 	/* Only a call longer than the window is worth not copying; the lookup costs every call. */
 	if (l7 == NS_L7_HTTP && len > want) {
@@ -358,8 +450,14 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 			return; /* decided by the next call that shows four bytes */
 		l7 = ns_http_start(s->data) ? NS_L7_HTTP : NS_L7_NONE;
 		ns_set_l7(c, l7);
-		if (l7 == NS_L7_NONE)
+		if (l7 == NS_L7_NONE) {
+			c->flags &= ~(NS_CONN_L7_SHED | NS_CONN_L7_SAMPLED_OUT);
 			return;
+		}
+		if (c->flags & NS_CONN_L7_SHED) {
+			ns_l7_shed_count(c->flags, true);
+			return;
+		}
 	} else if ((c->flags & NS_CONN_L7_MASK) >> NS_CONN_L7_SHIFT != l7) {
 		ns_set_l7(c, l7);
 	}

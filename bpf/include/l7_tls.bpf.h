@@ -75,6 +75,8 @@ static __always_inline int ns_tls_exit(struct pt_regs *ctx, bool send, bool ex)
 	struct ns_l7_scratch *s;
 	struct ns_conn *c;
 	__u32 zero = 0, got;
+	__u8 shed;
+	bool first, new_conn;
 	/* SSL_read/SSL_write return an int: only eax is defined, not the upper half of rax. */
 	int ret = (int)PT_REGS_RC(ctx);
 	__u64 moved = 0;
@@ -104,7 +106,17 @@ static __always_inline int ns_tls_exit(struct pt_regs *ctx, bool send, bool ex)
 	s = bpf_map_lookup_elem(&l7_scratch, &zero);
 	if (!c || !s)
 		goto out;
+	first = !(c->flags & NS_CONN_TLS);
 	c->flags |= NS_CONN_TLS;
+	shed = ns_l7_shed_reason(c, first);
+	if (shed) {
+		new_conn = !(c->flags & NS_CONN_L7_SHED);
+		if (!first && new_conn)
+			ns_l7_shed_end(s, c, &key, 0, send, true);
+		c->flags |= shed;
+		ns_l7_shed_count(shed, new_conn);
+		goto out;
+	}
 	got = moved < l7_capture_bytes ? moved : l7_capture_bytes;
 	if (got > NS_L7_CAPTURE_MAX)
 		got = NS_L7_CAPTURE_MAX;
