@@ -1,0 +1,32 @@
+// Replays the filter languages' fuzz corpus (testdata/fuzz/: seeds and what fuzz_observer_filter
+// found) through the fuzzer's own checks, so a fixed bug stays fixed without running the fuzzer.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace nodescope::aggregator::api {
+
+std::string CheckFilterInput(const uint8_t* data, size_t size);  // fuzz.cc
+
+namespace {
+
+TEST(FilterFuzzCorpus, KeepsItsInvariants) {
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(NS_FILTER_FUZZ_CORPUS)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string bytes = text.str();
+    EXPECT_EQ(CheckFilterInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "")
+        << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 5u);
+}
+
+}  // namespace
+}  // namespace nodescope::aggregator::api
