@@ -72,6 +72,33 @@ void RegisterOptions(config::Schema* schema, Options* o) {
               "records queued per subscriber before its records are dropped (and reported)");
   schema->Int("max_subscribers", &o->max_subscribers, 1, 100'000,
               "concurrent Subscribe streams; more are refused with RESOURCE_EXHAUSTED");
+  schema->String("tls_cert", &o->tls.cert,
+                 "PEM certificate (chain) of the gRPC listener; with tls_key, TLS is on for "
+                 "sensors and subscribers (empty: plaintext)");
+  schema->String("tls_key", &o->tls.key, "PEM private key of tls_cert");
+  schema->String("tls_client_ca", &o->tls.client_ca,
+                 "PEM CA bundle; when set, mutual TLS: every sensor and subscriber must present "
+                 "a certificate it signed");
+  schema->Dur("tls_reload_interval", &o->tls.reload_interval, std::chrono::seconds(1),
+              std::chrono::hours(24),
+              "how often the TLS files are re-read; new connections use a changed certificate, "
+              "key or CA");
+  schema->String("api_token", &o->api_token,
+                 "file holding the bearer token ObserverService calls must carry "
+                 "(authorization: Bearer <token>), re-read when it changes (empty: no token)");
+  schema->Int("max_message_size", &o->max_message_size, 4096, 1 << 30,
+              "largest gRPC message accepted, in bytes (a sensor batch, a request); a larger one "
+              "is refused with RESOURCE_EXHAUSTED");
+  schema->Int("max_requests_per_second", &o->max_requests_per_second, 0, 1'000'000,
+              "ObserverService calls per second from one client address (token bucket, bursts "
+              "of as many); more are refused with RESOURCE_EXHAUSTED (0: no limit)");
+  schema->Dur("keepalive_time", &o->keepalive_time, std::chrono::seconds(10),
+              std::chrono::hours(24),
+              "a gRPC connection idle this long is pinged, so dead sensors and subscribers are "
+              "noticed");
+  schema->Dur("keepalive_timeout", &o->keepalive_timeout, std::chrono::seconds(1),
+              std::chrono::minutes(10),
+              "a keepalive ping unanswered this long closes the connection");
   schema->List("sinks", &o->sinks, {},
                "record sinks besides the history: jsonl:- (stdout), jsonl:/path/file.jsonl");
   schema->String("state_dir", &o->state_dir,
@@ -117,6 +144,15 @@ Status ValidateOptions(const Options& options) {
   Status s = CheckNoRepeats("netflow_labels", options.netflow_labels);
   if (s.ok()) s = CheckNoRepeats("http_labels", options.http_labels);
   if (s.ok()) s = enrich::k8s::ResolveApiConfig(options.k8s, getenv).status();
+  if (s.ok()) s = tls::CheckServerOptions(options.tls).Prefixed("config: ");
+  return s;
+}
+
+Status CheckFiles(const Options& options) {
+  Status s = tls::CheckServerFiles(options.tls);
+  if (s.ok() && !options.api_token.empty()) {
+    s = api::BearerToken::ReadToken("api_token", options.api_token).status();
+  }
   return s;
 }
 
@@ -159,10 +195,24 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
       a->seqs_.get(), a->hub_.get(), a->sinks_.get(), &a->sensors_, &a->metrics_,
       a->netflow_metrics_.get(), a->http_metrics_.get(), a->dns_metrics_.get(),
       a->kernel_metrics_.get(), a->k8s_state_.get());
-  a->sensor_service_ =
-      std::make_unique<ingest::SensorService>(a->ingestor_.get(), &a->sensors_, &a->metrics_);
+  a->sensor_service_ = std::make_unique<ingest::SensorService>(
+      a->ingestor_.get(), &a->sensors_, &a->metrics_, options.max_message_size);
+  auto credentials = tls::MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (!options.api_token.empty()) {
+    auto token = api::BearerToken::Open("api_token", options.api_token);
+    if (!token.ok()) return token.status();
+    a->api_token_ = std::move(token).value();
+  }
+  if (a->api_token_ && options.tls.cert.empty()) {
+    spdlog::warn("api_token is set without tls_cert: subscribers send the token in clear");
+  }
+  a->rate_limiter_ = std::make_unique<api::RateLimiter>(options.max_requests_per_second);
   api::ObserverOptions observer_options;
   observer_options.max_subscribers = options.max_subscribers;
+  observer_options.token = a->api_token_.get();
+  observer_options.rate_limiter = a->rate_limiter_.get();
+  observer_options.max_message_size = options.max_message_size;
   a->observer_service_ = std::make_unique<api::ObserverService>(observer_options, a->hub_.get(),
                                                                 &a->sensors_, &a->metrics_);
 
@@ -190,11 +240,20 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(GrpcAddress(options.listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(GrpcAddress(options.listen), *credentials, &port);
   // Without this a second aggregator on the same port would share it silently (SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // A sensor batch of a few thousand events is well below this; the default 4 MiB is tight.
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  // Both services read requests as bytes and refuse those over max_message_size themselves,
+  // counted (aggregator/grpc_message.h); gRPC's own check would end the call before they see it.
+  builder.SetMaxReceiveMessageSize(-1);
+  const auto ms = [](config::Duration d) {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  };
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(options.keepalive_timeout));
+  // gRPC's default (2) stops the server's pings on a connection that carries no data, which is
+  // a quiet `observe --follow` or sensor: exactly the connections keepalive is for.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Sensors ping an idle stream every 20 s (their keepalive) to notice a dead aggregator; gRPC's
   // server default answers pings more often than every 5 minutes with GOAWAY "too_many_pings",
   // which would disconnect every quiet sensor.
@@ -210,9 +269,13 @@ Result<std::unique_ptr<Aggregator>> Aggregator::Start(const Options& options) {
   a->grpc_port_ = static_cast<uint16_t>(port);
   a->ready_ = true;
   a->housekeeping_ = std::thread([self] { self->Housekeeping(); });
-  spdlog::info("aggregator listening: grpc {} (port {}), http {} (port {}), {} sink(s)",
-               options.listen, a->grpc_port_, options.http_listen, a->http_->port(),
-               a->sinks_->size());
+  spdlog::info("aggregator listening: grpc {} (port {}, {}{}), http {} (port {}), {} sink(s)",
+               options.listen, a->grpc_port_,
+               options.tls.cert.empty()        ? "plaintext"
+               : options.tls.client_ca.empty() ? "TLS"
+                                               : "mutual TLS",
+               a->api_token_ ? ", bearer token required" : "", options.http_listen,
+               a->http_->port(), a->sinks_->size());
   return a;
 }
 

@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "aggregator/api/bearer_token.h"
 #include "aggregator/api/hub.h"
+#include "aggregator/api/rate_limit.h"
 #include "aggregator/enrich/k8s/api_config.h"
 #include "aggregator/enrich/k8s/cluster_state.h"
 #include "aggregator/enrich/k8s/watcher.h"
@@ -29,6 +31,7 @@
 #include "aggregator/sinks/sinks.h"
 #include "common/config.h"
 #include "common/http/server.h"
+#include "common/tls/grpc_tls.h"
 
 namespace nodescope::aggregator {
 
@@ -38,6 +41,14 @@ struct Options {
   int64_t history_size = 65536;
   int64_t subscriber_queue_size = 8192;
   int64_t max_subscribers = 64;
+  // The gRPC listener: TLS (tls_cert, tls_key, tls_client_ca, tls_reload_interval), the observer
+  // API's bearer token file, limits and keepalive.
+  tls::ServerOptions tls;
+  std::string api_token;
+  int64_t max_message_size = 64 << 20;
+  int64_t max_requests_per_second = 100;
+  config::Duration keepalive_time = std::chrono::minutes(1);
+  config::Duration keepalive_timeout = std::chrono::seconds(20);
   std::vector<std::string> sinks;
   std::string state_dir;
   std::string log_level = "info";
@@ -52,6 +63,10 @@ void RegisterOptions(config::Schema* schema, Options* options);
 // What the schema cannot check alone (each sinks entry, a netflow or http label listed twice). One
 // line naming the key.
 Status ValidateOptions(const Options& options);
+// Reads the files the options name (TLS certificates and key, api_token): done at start, not for
+// --print-config, whose configuration may name files that exist only where it will run. One line
+// naming the option and the file.
+Status CheckFiles(const Options& options);
 
 class Aggregator {
  public:
@@ -87,6 +102,8 @@ class Aggregator {
   std::unique_ptr<sinks::SinkSet> sinks_;
   ingest::SensorRegistry sensors_;
   std::unique_ptr<api::Hub> hub_;
+  std::unique_ptr<api::BearerToken> api_token_;
+  std::unique_ptr<api::RateLimiter> rate_limiter_;
   std::unique_ptr<ingest::Ingestor> ingestor_;
   std::unique_ptr<ingest::SensorService> sensor_service_;
   std::unique_ptr<api::ObserverService> observer_service_;

@@ -7,19 +7,54 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
 
 #include "aggregator/aggregator.h"
 #include "common/config.h"
 #include "common/daemon.h"
+#include "common/tls/grpc_tls.h"
 
 namespace {
 
 // gRPC's own log lines (e.g. a multi-line bind error) would break the one-line error contract;
-// every failure that matters comes back through the API and is reported by us.
-void GrpcLogToDebug(gpr_log_func_args* args) {
-  spdlog::debug("grpc {}:{}: {}", args->file, args->line, args->message);
+// every failure that matters comes back through the API and is reported by us. The exception is
+// a refused TLS handshake (no client certificate, one from another CA, plaintext on the TLS
+// port), which gRPC reports nowhere but in its log: a warning, each distinct one at most once a
+// second, so a client retrying in a loop does not flood the log.
+void GrpcLog(gpr_log_func_args* args) {
+  if (!nodescope::tls::IsHandshakeFailure(args->file, args->message)) {
+    spdlog::debug("grpc {}:{}: {}", args->file, args->line, args->message);
+    return;
+  }
+  struct Seen {
+    int64_t second = -1;
+    uint64_t suppressed = 0;
+  };
+  static std::mutex mu;
+  static std::map<std::string, Seen> seen;
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard lock(mu);
+    if (seen.size() > 64) seen.clear();  // OpenSSL has a few dozen reasons; a bound anyway
+    Seen& s = seen[args->message];
+    if (s.second == now) {
+      ++s.suppressed;
+      return;
+    }
+    s.second = now;
+    suppressed = std::exchange(s.suppressed, 0);
+  }
+  spdlog::warn("TLS handshake refused: {}{}", args->message,
+               suppressed > 0 ? fmt::format(" (and {} more times)", suppressed) : "");
 }
 
 int Run(int argc, char** argv) {
@@ -35,11 +70,16 @@ int Run(int argc, char** argv) {
           [&] { return nodescope::aggregator::ValidateOptions(options); })) {
     return *code;
   }
+  // The files the configuration names, before anything starts (exit 2 like any bad option).
+  if (nodescope::Status files = nodescope::aggregator::CheckFiles(options); !files.ok()) {
+    std::fprintf(stderr, "nodescope-aggregator: %s\n", files.message().c_str());
+    return 2;
+  }
 
   auto logger = spdlog::stderr_color_mt("aggregator");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(options.log_level));
-  gpr_set_log_function(GrpcLogToDebug);
+  gpr_set_log_function(GrpcLog);
 
   // Blocked before any thread starts, so every thread inherits the mask and only sigwait below
   // sees these signals.

@@ -33,7 +33,17 @@ Metrics::Metrics()
       subscribers_(
           GaugeFamily(*registry_, "nodescope_subscribers", "Open Subscribe streams.").Add({})),
       probe_info_(GaugeFamily(*registry_, "nodescope_probe_info",
-                              "1 for each probe of each node with the attach strategy it uses.")) {}
+                              "1 for each probe of each node with the attach strategy it uses.")),
+      api_refused_(CounterFamily(*registry_, "nodescope_api_refused_total",
+                                 "gRPC calls refused: no or a wrong bearer token, over "
+                                 "max_requests_per_second, a message over max_message_size, "
+                                 "over max_subscribers.")) {
+  // Present at 0 from the start, so a rate() over them has a beginning.
+  for (const char* reason : {kRefusedUnauthenticated, kRefusedRateLimited, kRefusedMessageTooLarge,
+                             kRefusedTooManySubscribers}) {
+    api_refused_.Add({{"reason", reason}});
+  }
+}
 
 void Metrics::Ingested(const std::string& source, uint64_t records) {
   ingested_.Add({{"source", source}}).Increment(static_cast<double>(records));
@@ -71,6 +81,10 @@ void Metrics::SetProbes(const std::string& host, const v1::SensorStatus& status)
     g.Set(1);
     gauges.push_back(&g);
   }
+}
+
+void Metrics::ApiRefused(const std::string& reason) {
+  api_refused_.Add({{"reason", reason}}).Increment();
 }
 
 std::map<std::string, uint64_t> Metrics::DroppedByReason() const {

@@ -38,6 +38,12 @@ inline constexpr char kDropWrongKind[] = "wrong_kind";
 inline constexpr char kDropBadLabel[] = "bad_label";
 inline constexpr char kDropTooManySlots[] = "too_many_slots";
 
+// Why a gRPC call was refused (the `reason` label of nodescope_api_refused_total).
+inline constexpr char kRefusedUnauthenticated[] = "unauthenticated";
+inline constexpr char kRefusedRateLimited[] = "rate_limited";
+inline constexpr char kRefusedMessageTooLarge[] = "message_too_large";
+inline constexpr char kRefusedTooManySubscribers[] = "too_many_subscribers";
+
 class Metrics {
  public:
   Metrics();
@@ -55,6 +61,8 @@ class Metrics {
   void SetSubscribers(int64_t n);
   // Replaces the host's nodescope_probe_info series with the probes of `status`.
   void SetProbes(const std::string& host, const v1::SensorStatus& status);
+  // A gRPC call refused before it did anything, by reason (kRefused*).
+  void ApiRefused(const std::string& reason);
 
   std::map<std::string, uint64_t> DroppedByReason() const;
 
@@ -68,6 +76,7 @@ class Metrics {
   prometheus::Gauge& sensors_connected_;
   prometheus::Gauge& subscribers_;
   prometheus::Family<prometheus::Gauge>& probe_info_;
+  prometheus::Family<prometheus::Counter>& api_refused_;
 
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> dropped_by_reason_;

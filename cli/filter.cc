@@ -10,6 +10,8 @@
 namespace nodescope::cli {
 namespace {
 
+constexpr size_t kMaxKey = 128;  // as aggregator/api/filter.cc accepts
+
 bool IsKeyChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
 }
@@ -19,7 +21,10 @@ Status CheckCidr(const std::string& cidr) {
   const std::string address = cidr.substr(0, slash);
   unsigned char buffer[16];
   int max_bits = 0;
-  if (inet_pton(AF_INET, address.c_str(), buffer) == 1) {
+  if (address.find('\0') != std::string::npos) {  // c_str() would cut it there
+    return Status::Error("'" + address.substr(0, address.find('\0')) +
+                         "...' is not an IPv4 or IPv6 address (holds a NUL byte)");
+  } else if (inet_pton(AF_INET, address.c_str(), buffer) == 1) {
     max_bits = 32;
   } else if (inet_pton(AF_INET6, address.c_str(), buffer) == 1) {
     max_bits = 128;
@@ -29,7 +34,8 @@ Status CheckCidr(const std::string& cidr) {
   if (slash == std::string::npos) return Status::Ok();  // a single address
   const std::string bits = cidr.substr(slash + 1);
   if (bits.empty() || bits.size() > 3 ||
-      !std::all_of(bits.begin(), bits.end(), [](char c) { return std::isdigit(c); }) ||
+      !std::all_of(bits.begin(), bits.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
       std::stoi(bits) > max_bits) {
     return Status::Error("prefix length '" + bits + "' must be 0-" + std::to_string(max_bits));
   }
@@ -46,6 +52,12 @@ Result<v1::Match> ParseMatch(const std::string& text) {
   size_t i = 0;
   while (i < text.size() && IsKeyChar(text[i])) ++i;
   if (i == 0) return bad("no key");
+  // The aggregator's rule for a key (found by fuzz_observer_filter: "1x=y" passed here and was
+  // refused by the server).
+  if (std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.' || text[0] == '-') {
+    return bad("a key starts with a letter or '_'");
+  }
+  if (i > kMaxKey) return bad("a key has at most " + std::to_string(kMaxKey) + " characters");
   v1::Match match;
   match.set_key(text.substr(0, i));
   const std::string rest = text.substr(i);

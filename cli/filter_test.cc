@@ -64,6 +64,9 @@ TEST(ParseMatchTest, Errors) {
       {"dst_ip@10.0.0.0/",
        "filter 'dst_ip@10.0.0.0/': prefix length '' must be 0-32 "
        "(expected key=value, key^=prefix or key@cidr)"},
+      {"1x=y",
+       "filter '1x=y': a key starts with a letter or '_' (expected key=value, key^=prefix or "
+       "key@cidr)"},
   };
   for (const auto& [text, message] : cases) {
     auto match = ParseMatch(text);

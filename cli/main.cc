@@ -1,4 +1,5 @@
 // nodescope: the command-line client of the aggregator's ObserverService.
+#include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -7,6 +8,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "cli/commands.h"
@@ -24,8 +26,27 @@ filtered):
   key@cidr      the tag is an IP inside cidr    --filter dst_ip@10.0.0.0/8
 Every --filter must hold (AND); a record matching any --deny is left out.
 Durations: 500ms, 60s, 5m, 1h, 1m30s; --since 5m means newer than five minutes ago.
-Without --last, --since or --follow the newest 20 records per source are shown.
-Exit codes: 0 done, 1 aggregator unreachable or failed, 2 bad usage.)";
+Without --last, --since or --follow the newest 20 records per source are shown.)";
+
+constexpr char kConnectHelp[] =
+    R"(TLS: --tls-ca turns it on (the aggregator's certificate must chain to it and name the
+--server host, or --tls-server-name); --tls-cert/--tls-key for an aggregator with mutual TLS.
+Bearer token (aggregator api_token): --token-file FILE, else the NODESCOPE_TOKEN variable.
+Exit codes: 0 done, 1 aggregator unreachable or failed, 2 bad usage, 3 refused (bearer token
+missing or wrong, or the TLS handshake failed).)";
+
+void AddConnectOptions(CLI::App* command, nodescope::cli::ConnectOptions* connect) {
+  command->add_option(
+      "--tls-ca", connect->tls_ca,
+      "PEM CA bundle the aggregator's certificate is checked against; turns TLS on");
+  command->add_option("--tls-cert", connect->tls_cert,
+                      "PEM client certificate, for an aggregator with mutual TLS");
+  command->add_option("--tls-key", connect->tls_key, "PEM private key of --tls-cert");
+  command->add_option("--tls-server-name", connect->tls_server_name,
+                      "Name the aggregator's certificate must hold (default: the --server host)");
+  command->add_option("--token-file", connect->token_file,
+                      "File holding the bearer token (default: the NODESCOPE_TOKEN variable)");
+}
 
 // Ctrl-C and SIGTERM end a follow cleanly: the signal is taken by a thread (every other thread,
 // including gRPC's, has it blocked) which cancels the call the command is blocked on.
@@ -57,6 +78,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
+  // gRPC would print its own lines (a failed TLS handshake, in several words) next to ours; every
+  // failure comes back through the call and is said once, in one line.
+  gpr_set_log_function([](gpr_log_func_args*) {});
 
   CLI::App app("nodescope: observe records and status of a nodescope aggregator", "nodescope");
   app.set_version_flag("--version", NODESCOPE_VERSION);
@@ -64,7 +88,10 @@ int main(int argc, char** argv) {
 
   nodescope::cli::ObserveOptions observe_options;
   CLI::App* observe = app.add_subcommand("observe", "Print records from the aggregator");
-  observe->footer(kFilterHelp);
+  observe->footer(std::string(kFilterHelp) + "\n" + kConnectHelp);
+  nodescope::cli::ConnectOptions connect;
+  if (const char* token = std::getenv("NODESCOPE_TOKEN")) connect.token = token;
+  AddConnectOptions(observe, &connect);
   observe->add_option("--server", observe_options.server, "Aggregator gRPC address HOST:PORT")
       ->capture_default_str();
   observe->add_option("--source", observe_options.sources,
@@ -94,6 +121,8 @@ int main(int argc, char** argv) {
   status->add_option("-o,--output", status_output, "Output format")
       ->check(CLI::IsMember({"json", "table"}))
       ->capture_default_str();
+  status->footer(kConnectHelp);
+  AddConnectOptions(status, &connect);
 
   try {
     app.parse(argc, argv);
@@ -106,7 +135,7 @@ int main(int argc, char** argv) {
   Canceller canceller;
   WatchSignals(&canceller);
   if (observe->parsed()) {
-    return nodescope::cli::RunObserve(observe_options, stdout, stderr, &canceller);
+    return nodescope::cli::RunObserve(observe_options, stdout, stderr, &canceller, connect);
   }
-  return nodescope::cli::RunStatus(status_server, status_output, stdout, stderr);
+  return nodescope::cli::RunStatus(status_server, status_output, stdout, stderr, connect);
 }

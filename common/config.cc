@@ -12,7 +12,32 @@
 namespace nodescope::config {
 namespace {
 
-std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+// The YAML double-quoted form without the quotes: what Print() writes loads back to the same
+// bytes, and an error that quotes a value stays on one line.
+std::string Escaped(const std::string& s) {
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string Quote(const std::string& s) { return "\"" + Escaped(s) + "\""; }
 
 std::string Join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
@@ -87,19 +112,33 @@ Result<Duration> ParseDuration(const std::string& raw) {
                                 {"s", 1'000'000'000},
                                 {"m", 60'000'000'000},
                                 {"h", 3'600'000'000'000}};
-  int64_t total = 0;
+  // Exact integer arithmetic: a double loses nanoseconds above 2^53 ns (104 days), so a long
+  // duration printed by --print-config would not load back to itself (found by fuzz_config).
+  __int128 total = 0;
   size_t i = 0;
   while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
-      ++i;
-    if (i == start) return bad();
-    double number = 0;
-    try {
-      number = std::stod(text.substr(start, i - start));
-    } catch (...) {
-      return bad();
+    __int128 whole = 0;
+    __int128 fraction = 0;  // the first 18 decimals; further ones are below a nanosecond here
+    __int128 scale = 1;
+    size_t digits = 0;
+    bool dot = false;
+    for (; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c == '.' && !dot) {
+        dot = true;
+        continue;
+      }
+      if (c < '0' || c > '9') break;
+      ++digits;
+      if (!dot) {
+        whole = whole * 10 + (c - '0');
+        if (whole > INT64_MAX) return bad();
+      } else if (scale < 1'000'000'000'000'000'000) {
+        fraction = fraction * 10 + (c - '0');
+        scale *= 10;
+      }
     }
+    if (digits == 0) return bad();  // "." or a unit without a number
     const Unit* unit = nullptr;
     for (const auto& u : kUnits) {
       size_t n = std::char_traits<char>::length(u.name);
@@ -110,11 +149,10 @@ Result<Duration> ParseDuration(const std::string& raw) {
       }
     }
     if (unit == nullptr) return bad();
-    double ns = number * static_cast<double>(unit->ns);
-    if (ns > 9.2e18 - static_cast<double>(total)) return bad();
-    total += static_cast<int64_t>(ns);
+    total += whole * unit->ns + fraction * unit->ns / scale;
+    if (total > INT64_MAX) return bad();
   }
-  return Duration(total);
+  return Duration(static_cast<int64_t>(total));
 }
 
 std::string FormatDuration(Duration d) {
@@ -327,7 +365,7 @@ Status Schema::LoadText(const std::string& text, const std::string& origin) {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return Status::Error(where + "not valid YAML at line " + std::to_string(e.mark.line + 1) +
-                         ": " + e.msg);
+                         ": " + Escaped(e.msg));  // it may quote the bad character
   }
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return Status::Error(where + "expected a map of option: value at the top");
@@ -339,7 +377,7 @@ Status Schema::LoadText(const std::string& text, const std::string& origin) {
     if (it == options_.end()) {
       std::vector<std::string> known;
       for (const auto& o : options_) known.push_back(o.doc.name);
-      return Status::Error(where + "unknown key '" + key + "' (" + binary_ +
+      return Status::Error(where + "unknown key '" + Escaped(key) + "' (" + binary_ +
                            " accepts: " + Join(known, ", ") + ")");
     }
     if (!seen.insert(key).second) return Status::Error(where + "key '" + key + "' given twice");

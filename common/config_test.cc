@@ -57,6 +57,17 @@ TEST(Duration, FormatsRoundTrip) {
   EXPECT_EQ(FormatDuration(milliseconds(1500)), "1500ms");
 }
 
+// Found by fuzz_config: a double lost nanoseconds above 2^53, and stod read "1.2.3" as 1.2.
+TEST(Duration, ParsesExactlyAndRefusesTwoDots) {
+  EXPECT_EQ(ParseDuration("2000h0.000000001s").value(), std::chrono::hours(2000) + Duration(1));
+  EXPECT_EQ(ParseDuration("2562047h47m16.854775807s").value(), Duration(INT64_MAX));
+  EXPECT_FALSE(ParseDuration("2562047h47m16.854775808s").ok());
+  EXPECT_EQ(ParseDuration(".5s").value(), milliseconds(500));
+  for (const char* bad : {"1.2.3s", "10.5.5m", ".s", "1..5s"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+}
+
 TEST(Address, AcceptsHostPortForms) {
   EXPECT_TRUE(CheckAddress("127.0.0.1:9970").ok());
   EXPECT_TRUE(CheckAddress("[::1]:9970").ok());
@@ -150,6 +161,32 @@ TEST(Schema, EnvironmentOverridesFile) {
   EXPECT_NE(st.message().find("environment NODESCOPE_HISTORY_SIZE: expected an integer"),
             std::string::npos)
       << st.message();
+}
+
+// Found by fuzz_config: quotes, backslashes and control characters were printed raw, so the
+// printed config did not load, and an error quoting a newline took two lines.
+TEST(Schema, PrintEscapesWhatYamlWouldReadOtherwise) {
+  std::map<std::string, std::string> tags;
+  Schema schema("test");
+  schema.Map("tags", &tags, "tags");
+  ASSERT_TRUE(schema.LoadText("tags: {\"k\\\"\": \"a\\\\b\\nc\\x01\"}\n", "f").ok());
+  EXPECT_EQ(tags, (std::map<std::string, std::string>{{"k\"", "a\\b\nc\x01"}}));
+  const std::string printed = schema.Print();
+  EXPECT_NE(printed.find(R"({"k\"": "a\\b\nc\x01"})"), std::string::npos) << printed;
+  std::map<std::string, std::string> again;
+  Schema reload("test");
+  reload.Map("tags", &again, "tags");
+  ASSERT_TRUE(reload.LoadText(printed, "printed").ok());
+  EXPECT_EQ(again, tags);
+
+  bool flag = false;
+  Schema bools("test");
+  bools.Bool("flag", &flag, "flag");
+  Status st = bools.LoadText("flag: \"x\\ny\"\n\"a\\nb\": 1\n", "f");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(), "config f: key 'flag': expected true or false, got \"x\\ny\"");
+  st = bools.LoadText("\"a\\nb\": 1\n", "f");
+  EXPECT_EQ(st.message().find('\n'), std::string::npos) << st.message();
 }
 
 TEST(Schema, PrintIsLoadableAndEqual) {

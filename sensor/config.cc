@@ -1,5 +1,7 @@
 #include "sensor/config.h"
 
+#include "sensor/limits/quantity.h"
+#include "sensor/limits/steps.h"
 #include "sensor/plugins/kernel/options.h"
 
 namespace nodescope::sensor {
@@ -25,8 +27,25 @@ config::Schema BuildSchema(SensorConfig* c) {
   s.Int("buffer_size", &c->buffer_size, 1, 100'000'000,
         "events kept until the aggregator acknowledges them; beyond it new events are dropped "
         "and counted");
+  s.String("spool_dir", &c->spool_dir,
+           "directory for batches the aggregator has not acknowledged when memory "
+           "(half of buffer_size) is full, and for all of them at stop; replayed in order after "
+           "reconnect and at the next start; empty: memory only");
+  s.Int("spool_size", &c->spool_size, 1, 1 << 20,
+        "MiB the spool may hold on disk; beyond it (and a full buffer) new events are dropped "
+        "and counted (reason spool_full)");
   s.Choice("log_level", &c->log_level, {"trace", "debug", "info", "warn", "error"},
            "log verbosity");
+  s.String("tls_ca", &c->tls_ca,
+           "PEM CA bundle the aggregator's certificate is checked against; when set, TLS to "
+           "trace_server (empty: plaintext)");
+  s.String("tls_cert", &c->tls_cert,
+           "PEM client certificate (chain) for an aggregator with mutual TLS (tls_client_ca)");
+  s.String("tls_key", &c->tls_key, "PEM private key of tls_cert");
+  s.String("tls_server_name", &c->tls_server_name,
+           "name the aggregator's certificate must hold (empty: the host of trace_server)");
+  s.Dur("tls_reload_interval", &c->tls_reload_interval, std::chrono::seconds(1), hours(24),
+        "how often the TLS files are re-read; the next connection uses a changed one");
   s.Dur("interval", &c->interval, milliseconds(100), hours(24),
         "length of one netflow aggregation interval (one record per key per interval)");
   s.Bool("ipv6_disabled", &c->ipv6_disabled,
@@ -70,6 +89,28 @@ config::Schema BuildSchema(SensorConfig* c) {
   s.Map("apps_groups", &c->apps_groups,
         "ebpf-kernel application groups, group -> process name patterns (* wildcards), as in "
         "Netdata's apps_groups.conf; a process no pattern matches is its own application");
+  s.String("cpu_limit", &c->cpu_limit,
+           "CPU cores the sensor may use (\"2.0\", \"250m\"), measured per limit_window; "
+           "empty: no limit",
+           [](const std::string& v) { return limits::ParseCpuLimit(v).status(); });
+  s.String("mem_limit", &c->mem_limit,
+           "resident memory the sensor may use (\"4GiB\", \"512MiB\"); empty: no limit",
+           [](const std::string& v) { return limits::ParseMemLimit(v).status(); });
+  s.String("net_limit", &c->net_limit,
+           "bytes received + sent per second on any network interface (\"100MiB/s\"); empty: "
+           "no limit",
+           [](const std::string& v) { return limits::ParseNetLimit(v).status(); });
+  s.Choice("on_limit", &c->on_limit, {"shed", "exit"},
+           "beyond a limit for 3 windows: shed one more step of limit_shed_order (restored one "
+           "at a time after 6 windows below 80% of every limit), or exit with code 3");
+  s.List("limit_shed_order", &c->limit_shed_order, limits::kSteps,
+         "steps shed one at a time beyond a limit: sampling (HTTP payload of 1 in "
+         "limit_sampling new connections), l7_payload (no HTTP payload), kernel_families (the "
+         "ebpf-kernel family sources, costliest first, one step each)");
+  s.Int("limit_sampling", &c->limit_sampling, 2, 1'000'000,
+        "the sampling step keeps the HTTP payload of 1 in this many new connections");
+  s.Dur("limit_window", &c->limit_window, milliseconds(100), hours(1),
+        "how often usage is measured against the limits (CPU and network averaged over it)");
   return s;
 }
 

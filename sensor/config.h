@@ -33,7 +33,16 @@ struct SensorConfig {
   int64_t batch_size = 512;
   config::Duration batch_interval = std::chrono::milliseconds(200);
   int64_t buffer_size = 262144;
+  std::string spool_dir;      // "" = no on-disk spool
+  int64_t spool_size = 256;   // MiB
   std::string log_level = "info";
+
+  // TLS to the aggregator: on when tls_ca is set; tls_cert/tls_key for mutual TLS.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  config::Duration tls_reload_interval = std::chrono::minutes(1);
 
   // ebpf-net, L4 (netflow). Names of the reference collectors: DataKit's interval,
   // ipv6_disabled, ephemeral_port; Netdata's [network connections] ports, ips, hostnames and
@@ -62,6 +71,17 @@ struct SensorConfig {
   bool apps = true;
   bool cgroups = true;
   std::map<std::string, std::string> apps_groups;
+
+  // Resource limits: DataKit's cpu_limit ("2.0" cores), mem_limit ("4GiB") and net_limit
+  // ("100MiB/s" on any interface), "" = none. DataKit exits beyond them; here on_limit "exit"
+  // does that and "shed" (the default) sheds load in limit_shed_order first (sensor/limits/).
+  std::string cpu_limit;
+  std::string mem_limit;
+  std::string net_limit;
+  std::string on_limit = "shed";
+  std::vector<std::string> limit_shed_order = {"sampling", "l7_payload", "kernel_families"};
+  int64_t limit_sampling = 10;
+  config::Duration limit_window = std::chrono::seconds(5);
 };
 
 config::Schema BuildSchema(SensorConfig* config);

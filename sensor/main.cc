@@ -1,6 +1,6 @@
 // nodescope-sensor: loads the eBPF probes of this node and streams their events to the
 // aggregator. Exit codes: 0 stopped by a signal, 1 cannot run here (privileges, kernel, ports),
-// 2 bad configuration.
+// 2 bad configuration, 3 a resource limit was exceeded with on_limit: exit.
 #include <grpc/support/log.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -13,6 +13,7 @@
 #include "sensor/bpf/environment.h"
 #include "sensor/config.h"
 #include "sensor/sensor.h"
+#include "sensor/tls_options.h"
 
 namespace {
 
@@ -28,15 +29,21 @@ int main(int argc, char** argv) {
   using namespace nodescope;
   sensor::SensorConfig config;
   config::Schema schema = sensor::BuildSchema(&config);
-  if (auto code = daemon::LoadConfig(argc, argv, "nodescope-sensor",
-                                     "eBPF probes of this node, streamed to the aggregator",
-                                     &schema, [&config] {
-                                       Status net = sensor::NetflowOptionsFrom(config).status();
-                                       if (!net.ok()) return net;
-                                       return sensor::KernelOptionsFrom(config).status();
-                                     })) {
+  if (auto code = daemon::LoadConfig(
+          argc, argv, "nodescope-sensor", "eBPF probes of this node, streamed to the aggregator",
+          &schema, [&config] {
+            Status net = sensor::NetflowOptionsFrom(config).status();
+            if (!net.ok()) return net;
+            Status tls = tls::CheckClientOptions(sensor::ClientTlsOptions(config));
+            if (!tls.ok()) return tls.Prefixed("config: ");
+            return sensor::KernelOptionsFrom(config).status();
+          })) {
     return *code;
   }
+  // The TLS files are read at start, not for --print-config (they may exist only where the
+  // configuration will run); bad ones are bad configuration all the same.
+  Status tls_files = tls::CheckClientFiles(sensor::ClientTlsOptions(config));
+  if (!tls_files.ok()) return Fail(2, tls_files.message());
 
   Status ready = sensor::bpf::PrepareEnvironment();
   if (!ready.ok()) return Fail(1, ready.message());
@@ -53,6 +60,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);  // the sensor's own: a resource limit with on_limit: exit
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   sensor::Sensor node(config);
@@ -70,6 +78,14 @@ int main(int argc, char** argv) {
   while (sig != SIGINT && sig != SIGTERM) {
     sig = sigtimedwait(&signals, nullptr, &status_interval);
     if (sig < 0) node.RefreshStatus();
+    // Another process's SIGUSR1 is ignored: only the sensor's own comes with a reason.
+    if (sig == SIGUSR1 && !node.limit_exit_reason().empty()) break;
+  }
+  if (sig == SIGUSR1) {
+    spdlog::error("stopping for a resource limit (on_limit: exit): {}; exit code 3",
+                  node.limit_exit_reason());
+    node.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    return 3;
   }
   spdlog::info("{}: detaching probes and flushing", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   node.Stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));

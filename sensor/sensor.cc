@@ -9,9 +9,11 @@
 #include <set>
 
 #include "sensor/bpf/clock.h"
+#include "sensor/capabilities.h"
 #include "sensor/plugins/kernel/apps.h"
 #include "sensor/plugins/netflow/listeners.h"
 #include "sensor/proc/cgroup_paths.h"
+#include "sensor/tls_options.h"
 
 namespace nodescope::sensor {
 namespace {
@@ -89,7 +91,8 @@ Sensor::Sensor(SensorConfig config)
       node_(NodeName(config_.hostname)),
       started_unix_nano_(bpf::NowUnixNano()),
       users_(proc::UserResolver::HostRootFromEnv()),
-      cache_(&users_, {.proc_root = proc::ProcessCache::ProcRootFromEnv()}) {}
+      cache_(&users_, {.proc_root = proc::ProcessCache::ProcRootFromEnv()}),
+      limits_(LimitOptionsFrom(config_)) {}
 
 Sensor::~Sensor() { Stop(std::chrono::steady_clock::now()); }
 
@@ -106,6 +109,19 @@ Status Sensor::Start() {
   options.batch_size = static_cast<size_t>(config_.batch_size);
   options.batch_interval = config_.batch_interval;
   options.buffer_size = static_cast<size_t>(config_.buffer_size);
+  auto security = tls::MakeChannelSecurity(ClientTlsOptions(config_));
+  if (!security.ok()) return security.status();
+  options.security = std::move(security).value();
+  if (options.security.tls()) {
+    spdlog::info("transport: TLS to {}, its certificate checked against {}, {}",
+                 config_.trace_server, config_.tls_ca,
+                 config_.tls_cert.empty() ? "no client certificate"
+                                          : "client certificate " + config_.tls_cert);
+  }
+  options.spool_dir = config_.spool_dir;
+  options.spool_size = static_cast<uint64_t>(config_.spool_size) << 20;
+  // Orphans are looked for before this sensor's own spool directory exists.
+  replayer_ = std::make_unique<SpoolReplayer>(options, [this] { return status(); });
   auto transport = Transport::Create(options, [this] { return status(); });
   if (!transport.ok()) return transport.status();
   transport_ = std::move(transport).value();
@@ -190,6 +206,7 @@ Status Sensor::Start() {
       spdlog::warn("l7net_enabled: {} is not part of this build; running without it", part);
     }
   }
+  StartLimits();
   transport_->StatusChanged();
 
   const std::string address =
@@ -213,6 +230,11 @@ Status Sensor::Start() {
   if (!server.ok()) return server.status();
   http_ = std::move(server).value();
   spdlog::info("self endpoint on http://{}/metrics and /debug/status", address);
+  // Last: everything that needs root's whole set (loads, cgroup attachments, mounts, the port)
+  // is done; what runs from here on needs only the kept set (sensor/capabilities.cc says why).
+  Result<uint64_t> kept = DropUnneededCapabilities(config_);
+  if (!kept.ok()) return kept.status();
+  kept_capabilities_ = *kept;
   return Status::Ok();
 }
 
@@ -224,13 +246,16 @@ void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   if (stopped_) return;
   stopped_ = true;
   http_.reset();    // first: no scrape may race with what follows
+  limits_.Stop();  // sheds or restores nothing while the plugins stop
   netflow_.Stop();  // emits the last partial interval, so before the transport flush
   // After netflow, which looks translations up until its last report.
   conntrack_.Stop();
   bash_.Stop();  // delivers the lines still queued, so before the transport flush
   kernel_.Stop();  // sends the last partial interval, so before the transport flush
   process_.Stop();
-  if (transport_ && !transport_->Stop(deadline)) {
+  if (replayer_) replayer_->Stop();
+  if (transport_ && !transport_->Stop(deadline) &&
+      transport_->Stats().dropped_unacked_at_stop > 0) {
     spdlog::warn(
         "stopped with {} events not acknowledged by the aggregator (counted as "
         "dropped, reason unacked_at_stop)",
@@ -257,6 +282,7 @@ std::vector<v1::ProbeStatus> Sensor::Probes() const {
   if (Enabled("ebpf-kernel")) {
     for (auto& p : kernel_.Probes()) probes.push_back(std::move(p));
   }
+  if (limits_.enabled()) probes.push_back(limits_.status());
   for (const auto& plugin : config_.enabled_plugins) {
     if (std::find(kBuiltPlugins.begin(), kBuiltPlugins.end(), plugin) != kBuiltPlugins.end()) {
       continue;
@@ -334,6 +360,7 @@ std::vector<Sample> Sensor::Samples() const {
                  true,
                  {},
                  double(t.reconnects)});
+    AppendSpoolSamples(t, s);
   }
   s.push_back({"nodescope_sensor_dropped_total",
                dropped_help,
@@ -350,15 +377,65 @@ std::vector<Sample> Sensor::Samples() const {
                true,
                {{"probe", "process"}},
                double(pc.malformed)});
+  for (int cap = 0; cap < 64; ++cap) {
+    if (((kept_capabilities_ >> cap) & 1) == 0) continue;
+    s.push_back({"nodescope_sensor_capability",
+                 "capabilities the sensor kept after loading its probes (always 1)",
+                 false,
+                 {{"capability", CapabilityName(cap)}},
+                 1});
+  }
   AppendNetflowSamples(s);
   AppendConntrackSamples(s);
   AppendBashSamples(s);
+  limits_.AppendSamples(s);
   s.push_back({"nodescope_sensor_process_cache_entries",
                "processes the pid cache knows",
                false,
                {},
                double(cache_.size())});
   return s;
+}
+
+void Sensor::AppendSpoolSamples(const TransportStats& t, std::vector<Sample>& s) const {
+  if (config_.spool_dir.empty()) return;
+  s.push_back({"nodescope_sensor_spooled_events",
+               "events on disk in spool_dir waiting to be sent",
+               false,
+               {},
+               double(t.spooled_events)});
+  s.push_back({"nodescope_sensor_spool_bytes",
+               "bytes of this sensor's spool files",
+               false,
+               {},
+               double(t.spool_bytes)});
+  s.push_back({"nodescope_sensor_spool_batches_total",
+               "batches written to the spool (write) and read back from it (read)",
+               true,
+               {{"op", "write"}},
+               double(t.batches_spooled)});
+  s.push_back({"nodescope_sensor_spool_batches_total",
+               "batches written to the spool (write) and read back from it (read)",
+               true,
+               {{"op", "read"}},
+               double(t.batches_unspooled)});
+  if (!replayer_) return;
+  const SpoolReplayer::Stats r = replayer_->stats();
+  s.push_back({"nodescope_sensor_spool_replayed_batches_total",
+               "batches stopped sensors left in spool_dir, sent and acknowledged",
+               true,
+               {},
+               double(r.batches_acked)});
+  s.push_back({"nodescope_sensor_spool_replay_pending_events",
+               "events stopped sensors left in spool_dir, not sent yet",
+               false,
+               {},
+               double(r.pending_events)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               "events lost before reaching the aggregator, by reason",
+               true,
+               {{"reason", "spool_damaged"}, {"probe", "replay"}},
+               double(r.dropped_spool_damaged)});
 }
 
 void Sensor::AppendConntrackSamples(std::vector<Sample>& s) const {

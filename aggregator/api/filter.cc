@@ -15,7 +15,10 @@ namespace {
 // inet_pton needs a NUL-terminated string; tag values are short, a stack copy is enough.
 bool ParseAddress(std::string_view text, std::array<uint8_t, 16>* out, bool* is_v4) {
   char buf[INET6_ADDRSTRLEN + 1];
-  if (text.empty() || text.size() >= sizeof(buf)) return false;
+  // A NUL would end the copy early: "10.1.2.3\0junk" is no address (found by fuzzing).
+  if (text.empty() || text.size() >= sizeof(buf) || text.find('\0') != std::string_view::npos) {
+    return false;
+  }
   std::memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';
   in_addr v4;

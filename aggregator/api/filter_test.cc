@@ -104,6 +104,10 @@ TEST(Cidr, Invalid) {
                           "example.com/8", "", "/8", "10.0.0.0/-1"}) {
     EXPECT_FALSE(Cidr::Parse(bad).ok()) << bad;
   }
+  // Found by fuzz_observer_filter: text after a NUL was ignored, in a CIDR and in a tag value.
+  using namespace std::string_view_literals;
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0\0junk/8"sv).ok());
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/8"sv)->Contains("10.1.2.3\0junk"sv));
 }
 
 TEST(Query, EmptyRequestMatchesAll) {

@@ -1,10 +1,12 @@
 #include "aggregator/api/observer.h"
 
 #include <google/protobuf/io/coded_stream.h>
+#include <spdlog/spdlog.h>
 
 #include <deque>
 
 #include "aggregator/clock.h"
+#include "aggregator/grpc_message.h"
 
 namespace nodescope::aggregator::api {
 
@@ -90,25 +92,59 @@ ObserverService::ObserverService(ObserverOptions options, Hub* hub,
                                  const ingest::SensorRegistry* sensors, Metrics* metrics)
     : options_(options), hub_(hub), sensors_(sensors), metrics_(metrics) {
   // What the generated ObserverService::Service constructor does, with WireResponse in place of
-  // SubscribeResponse.
+  // SubscribeResponse and the requests' bytes in place of the requests (Admit parses them).
   AddMethod(new grpc::internal::RpcServiceMethod(
       kSubscribeMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
-      new grpc::internal::ServerStreamingHandler<ObserverService, v1::SubscribeRequest,
-                                                 WireResponse>(
-          [](ObserverService* service, grpc::ServerContext* context,
-             const v1::SubscribeRequest* request, grpc::ServerWriter<WireResponse>* writer) {
-            return service->Subscribe(context, request, writer);
+      new grpc::internal::ServerStreamingHandler<ObserverService, grpc::ByteBuffer, WireResponse>(
+          [](ObserverService* service, grpc::ServerContext* context, const grpc::ByteBuffer* bytes,
+             grpc::ServerWriter<WireResponse>* writer) {
+            v1::SubscribeRequest request;
+            grpc::Status admitted = service->Admit(context, *bytes, &request);
+            if (!admitted.ok()) return admitted;
+            return service->Subscribe(context, &request, writer);
           },
           this)));
   AddMethod(new grpc::internal::RpcServiceMethod(
       kStatusMethod, grpc::internal::RpcMethod::NORMAL_RPC,
-      new grpc::internal::RpcMethodHandler<ObserverService, v1::StatusRequest, v1::StatusResponse,
-                                           grpc::protobuf::MessageLite,
-                                           grpc::protobuf::MessageLite>(
-          [](ObserverService* service, grpc::ServerContext* context,
-             const v1::StatusRequest* request,
-             v1::StatusResponse* response) { return service->Status(context, request, response); },
+      new grpc::internal::RpcMethodHandler<ObserverService, grpc::ByteBuffer, v1::StatusResponse,
+                                           grpc::ByteBuffer, grpc::protobuf::MessageLite>(
+          [](ObserverService* service, grpc::ServerContext* context, const grpc::ByteBuffer* bytes,
+             v1::StatusResponse* response) {
+            v1::StatusRequest request;
+            grpc::Status admitted = service->Admit(context, *bytes, &request);
+            if (!admitted.ok()) return admitted;
+            return service->Status(context, &request, response);
+          },
           this)));
+}
+
+grpc::Status ObserverService::Admit(grpc::ServerContext* context, const grpc::ByteBuffer& bytes,
+                                    google::protobuf::MessageLite* request) {
+  const std::string peer = context->peer();
+  if (options_.rate_limiter != nullptr && !options_.rate_limiter->Allow(peer)) {
+    metrics_->ApiRefused(kRefusedRateLimited);
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        "too many requests from " + PeerAddress(peer) + " (max_requests_per_second)");
+  }
+  if (options_.token != nullptr) {
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    std::string value;
+    if (it != metadata.end()) value.assign(it->second.data(), it->second.size());
+    nodescope::Status checked = options_.token->Check(it != metadata.end() ? &value : nullptr);
+    if (!checked.ok()) {
+      metrics_->ApiRefused(kRefusedUnauthenticated);
+      spdlog::debug("observer call from {} refused: {}", peer, checked.message());
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, checked.message());
+    }
+  }
+  grpc::ByteBuffer copy(bytes);  // shares the slices; the reader needs a mutable buffer
+  grpc::Status parsed = ParseMessage(&copy, options_.max_message_size, request);
+  if (parsed.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    metrics_->ApiRefused(kRefusedMessageTooLarge);
+  }
+  return parsed;
 }
 
 grpc::Status ObserverService::Subscribe(grpc::ServerContext* context,
@@ -121,6 +157,7 @@ grpc::Status ObserverService::Subscribe(grpc::ServerContext* context,
   const int64_t active = active_.fetch_add(1) + 1;
   ActiveCount active_count(&active_, metrics_);
   if (active > options_.max_subscribers) {
+    metrics_->ApiRefused(kRefusedTooManySubscribers);
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         "too many subscribers (max_subscribers = " +
                             std::to_string(options_.max_subscribers) + ")");

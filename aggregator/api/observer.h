@@ -5,6 +5,8 @@
 // Subscribe can write responses that are already in wire form: records are written once, at
 // ingest, as SubscribeResponse `records` entries (RecordWriter) and a response is these frames
 // concatenated. The wire format is exactly SubscribeResponse; clients use the generated stub.
+// Requests arrive as bytes too: each call is admitted (rate per client address, bearer token,
+// request size against max_message_size) before its request is parsed.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -17,7 +19,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "aggregator/api/bearer_token.h"
 #include "aggregator/api/hub.h"
+#include "aggregator/api/rate_limit.h"
 #include "aggregator/ingest/sensors.h"
 #include "aggregator/metrics.h"
 #include "nodescope/v1/observer.pb.h"
@@ -35,6 +39,10 @@ struct ObserverOptions {
   // the byte bound keeps them well below gRPC's default 4 MiB receive limit.
   int max_records_per_response = 1024;
   size_t max_bytes_per_response = 1 << 20;
+  // Admission (null: not checked). Refusals are counted in nodescope_api_refused_total.
+  BearerToken* token = nullptr;
+  RateLimiter* rate_limiter = nullptr;
+  int64_t max_message_size = 64 << 20;
 };
 
 class ObserverService final : public grpc::Service {
@@ -51,6 +59,12 @@ class ObserverService final : public grpc::Service {
                       v1::StatusResponse* response);
 
  private:
+  // OK, or why the call is refused: RESOURCE_EXHAUSTED over the client's rate, UNAUTHENTICATED
+  // without the right bearer token, RESOURCE_EXHAUSTED for a request over max_message_size.
+  // Parses the request into `request` when admitted.
+  grpc::Status Admit(grpc::ServerContext* context, const grpc::ByteBuffer& bytes,
+                     google::protobuf::MessageLite* request);
+
   const ObserverOptions options_;
   Hub* const hub_;
   const ingest::SensorRegistry* const sensors_;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "aggregator/clock.h"
+#include "aggregator/grpc_message.h"
 #include "aggregator/ingest/dedup.h"
 
 namespace nodescope::aggregator::ingest {
@@ -13,12 +14,26 @@ namespace {
 constexpr size_t kArenaInitialBlock = 512 * 1024;
 }  // namespace
 
-SensorService::SensorService(Ingestor* ingestor, SensorRegistry* sensors, Metrics* metrics)
-    : ingestor_(ingestor), sensors_(sensors), metrics_(metrics) {}
+SensorService::SensorService(Ingestor* ingestor, SensorRegistry* sensors, Metrics* metrics,
+                             int64_t max_message_size)
+    : ingestor_(ingestor),
+      sensors_(sensors),
+      metrics_(metrics),
+      max_message_size_(max_message_size) {
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kStreamMethod, grpc::internal::RpcMethod::BIDI_STREAMING,
+      new grpc::internal::BidiStreamingHandler<SensorService, grpc::ByteBuffer,
+                                               v1::AggregatorMessage>(
+          [](SensorService* service, grpc::ServerContext* context,
+             grpc::ServerReaderWriter<v1::AggregatorMessage, grpc::ByteBuffer>* stream) {
+            return service->Stream(context, stream);
+          },
+          this)));
+}
 
 grpc::Status SensorService::Stream(
     grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::AggregatorMessage, v1::SensorMessage>* stream) {
+    grpc::ServerReaderWriter<v1::AggregatorMessage, grpc::ByteBuffer>* stream) {
   {
     std::lock_guard lock(mu_);
     if (cancelled_) {
@@ -41,9 +56,19 @@ grpc::Status SensorService::Stream(
   bool opened = false;
   grpc::Status result = grpc::Status::OK;
 
+  grpc::ByteBuffer bytes;
   for (;; arena.Reset()) {
+    if (!stream->Read(&bytes)) break;
     auto& message = *google::protobuf::Arena::CreateMessage<v1::SensorMessage>(&arena);
-    if (!stream->Read(&message)) break;
+    result = ParseMessage(&bytes, max_message_size_, &message);
+    bytes.Clear();
+    if (!result.ok()) {
+      if (result.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        metrics_->ApiRefused(kRefusedMessageTooLarge);
+      }
+      spdlog::warn("sensor stream from {} refused: {}", context->peer(), result.error_message());
+      break;
+    }
     if (!opened) {
       node = !message.node().empty() ? message.node() : message.batch().node();
       instance = !message.sensor_instance().empty() ? message.sensor_instance()

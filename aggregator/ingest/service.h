@@ -1,5 +1,13 @@
 // SensorService.Stream: status and batches in, acks out.
+//
+// Registered by hand rather than through the generated SensorService::Service so that messages
+// arrive as bytes: their size is checked against max_message_size before they are parsed (see
+// aggregator/grpc_message.h). The wire format is exactly SensorMessage.
 #pragma once
+
+#include <grpcpp/impl/rpc_service_method.h>
+#include <grpcpp/impl/service_type.h>
+#include <grpcpp/support/method_handler.h>
 
 #include <mutex>
 #include <set>
@@ -11,13 +19,15 @@
 
 namespace nodescope::aggregator::ingest {
 
-class SensorService final : public v1::SensorService::Service {
+class SensorService final : public grpc::Service {
  public:
-  SensorService(Ingestor* ingestor, SensorRegistry* sensors, Metrics* metrics);
+  static constexpr char kStreamMethod[] = "/nodescope.v1.SensorService/Stream";
 
-  grpc::Status Stream(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::AggregatorMessage, v1::SensorMessage>* stream) override;
+  SensorService(Ingestor* ingestor, SensorRegistry* sensors, Metrics* metrics,
+                int64_t max_message_size = 64 << 20);
+
+  grpc::Status Stream(grpc::ServerContext* context,
+                      grpc::ServerReaderWriter<v1::AggregatorMessage, grpc::ByteBuffer>* stream);
 
   // Ends every open stream now (shutdown): a sensor blocked in nothing but its next batch would
   // otherwise hold the server's shutdown until its deadline. New streams are refused.
@@ -31,6 +41,7 @@ class SensorService final : public v1::SensorService::Service {
   Ingestor* ingestor_;
   SensorRegistry* sensors_;
   Metrics* metrics_;
+  const int64_t max_message_size_;
 };
 
 }  // namespace nodescope::aggregator::ingest

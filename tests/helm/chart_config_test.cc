@@ -123,6 +123,10 @@ TEST_P(RenderedConfig, SensorAcceptsItsConfigMap) {
   }
   EXPECT_EQ(printed["ebpf_load_mode"].as<std::string>(""), "return");
   EXPECT_EQ(StringMap(printed["tags"])["cluster"], "test");
+  // tls.enabled (mutual by default): the mounted Secret's files.
+  EXPECT_EQ(printed["tls_ca"].as<std::string>(""), "/etc/nodescope/tls/ca.crt");
+  EXPECT_EQ(printed["tls_cert"].as<std::string>(""), "/etc/nodescope/tls/tls.crt");
+  EXPECT_EQ(printed["tls_key"].as<std::string>(""), "/etc/nodescope/tls/tls.key");
 }
 
 TEST_P(RenderedConfig, AggregatorAcceptsItsConfigMap) {
@@ -135,6 +139,11 @@ TEST_P(RenderedConfig, AggregatorAcceptsItsConfigMap) {
   // Quoted in the values: unquoted, YAML 1.1 (Helm) would turn it into false.
   EXPECT_EQ(printed["kubernetes_enrich"].as<std::string>(""), "off");
   EXPECT_EQ(printed["state_dir"].as<std::string>(""), "/var/lib/nodescope");
+  // tls.enabled (mutual by default) and apiToken.secretName: the mounted Secrets' files.
+  EXPECT_EQ(printed["tls_cert"].as<std::string>(""), "/etc/nodescope/tls/tls.crt");
+  EXPECT_EQ(printed["tls_key"].as<std::string>(""), "/etc/nodescope/tls/tls.key");
+  EXPECT_EQ(printed["tls_client_ca"].as<std::string>(""), "/etc/nodescope/tls/ca.crt");
+  EXPECT_EQ(printed["api_token"].as<std::string>(""), "/etc/nodescope/api-token/token");
 }
 
 INSTANTIATE_TEST_SUITE_P(Values, RenderedConfig, ::testing::Bool(),

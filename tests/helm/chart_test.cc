@@ -145,8 +145,11 @@ TEST_P(Chart, SensorPodHasTheHostAccessItNeeds) {
             (std::map<std::string, std::string>{{"/sys/kernel/debug", "/sys/kernel/debug"},
                                                 {"/sys/kernel/tracing", "/sys/kernel/tracing"},
                                                 {"/sys/fs/bpf", "/sys/fs/bpf"},
-                                                {"/rootfs", "/"}}));
+                                                {"/rootfs", "/"},
+                                                {"/var/lib/nodescope/spool",
+                                                 "/var/lib/nodescope/spool"}}));
   EXPECT_TRUE(read_only["/rootfs"]) << "the host's / must be read-only";
+  EXPECT_FALSE(read_only["/var/lib/nodescope/spool"]) << "the spool is written";
 
   const YAML::Node env = c["env"];
   EXPECT_EQ(Named(env, "HOST_ROOT")["value"].as<std::string>(""), "/rootfs");
@@ -302,6 +305,22 @@ TEST_P(Chart, TlsSecretIsMountedInBothWorkloadsOnlyWhenEnabled) {
   }
 }
 
+TEST_P(Chart, ApiTokenSecretIsMountedInTheAggregatorOnlyWhenNamed) {
+  const YAML::Node vol = Named(Aggregator()["spec"]["template"]["spec"]["volumes"], "api-token");
+  const YAML::Node mount = Named(AggregatorContainer()["volumeMounts"], "api-token");
+  EXPECT_FALSE(Named(SensorContainer()["volumeMounts"], "api-token").IsMap());
+  if (!GetParam()) {
+    EXPECT_FALSE(vol.IsMap());
+    EXPECT_FALSE(mount.IsMap());
+    return;
+  }
+  EXPECT_EQ(vol["secret"]["secretName"].as<std::string>(""), "nodescope-api-token");
+  EXPECT_EQ(vol["secret"]["items"][0]["key"].as<std::string>(""), "token");
+  EXPECT_EQ(vol["secret"]["items"][0]["path"].as<std::string>(""), "token");
+  EXPECT_EQ(mount["mountPath"].as<std::string>(""), "/etc/nodescope/api-token");
+  EXPECT_TRUE(mount["readOnly"].as<bool>(false));
+}
+
 INSTANTIATE_TEST_SUITE_P(Values, Chart, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "AllPlugins" : "Defaults"; });
 
@@ -322,6 +341,25 @@ TEST(ChartOptions, TlsWithoutASecretNameIsAnError) {
   const Render r = RenderChart({dir.File("v.yaml")});
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("tls.secretName"), std::string::npos) << r.error;
+}
+
+TEST(ChartOptions, OneWayTlsLeavesClientCertificatesOutAndSetOptionsWin) {
+  TempDir dir;
+  dir.Write("v.yaml",
+            "tls: {enabled: true, secretName: s, mutual: false}\n"
+            "aggregator: {config: {tls_cert: /own/a.crt, tls_key: /own/a.key}}\n");
+  const Render r = RenderChart({dir.File("v.yaml")});
+  ASSERT_TRUE(r.ok) << r.error;
+  const YAML::Node agg =
+      YAML::Load(r.Get("ConfigMap", kAggregator)["data"]["config.yaml"].as<std::string>(""));
+  EXPECT_EQ(agg["tls_cert"].as<std::string>(""), "/own/a.crt");
+  EXPECT_EQ(agg["tls_key"].as<std::string>(""), "/own/a.key");
+  EXPECT_EQ(agg["tls_client_ca"].as<std::string>("?"), "");
+  const YAML::Node sensor =
+      YAML::Load(r.Get("ConfigMap", kSensor)["data"]["config.yaml"].as<std::string>(""));
+  EXPECT_EQ(sensor["tls_ca"].as<std::string>(""), "/etc/nodescope/tls/ca.crt");
+  EXPECT_EQ(sensor["tls_cert"].as<std::string>("?"), "");
+  EXPECT_EQ(sensor["tls_key"].as<std::string>("?"), "");
 }
 
 TEST(ChartOptions, ExplicitHostnameReplacesTheDownwardApiVariable) {

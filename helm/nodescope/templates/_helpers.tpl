@@ -90,11 +90,47 @@ app.kubernetes.io/part-of: nodescope
 {{- required "tls.secretName is required when tls.enabled is true" .Values.tls.secretName }}
 {{- end }}
 
-{{/* The sensor's config: trace_server "" means this release's aggregator Service. */}}
+{{/* Where the TLS Secret (tls.enabled) and the API token Secret (apiToken.secretName) are
+     mounted; the configs' empty TLS and token options point there. */}}
+{{- define "nodescope.tls.dir" -}}/etc/nodescope/tls{{- end }}
+{{- define "nodescope.apiToken.dir" -}}/etc/nodescope/api-token{{- end }}
+
+{{/* The sensor's config: trace_server "" means this release's aggregator Service; with
+     tls.enabled, empty TLS options name the mounted Secret's files. */}}
 {{- define "nodescope.sensor.config" -}}
 {{- $cfg := deepCopy .Values.sensor.config }}
 {{- if not $cfg.trace_server }}
 {{- $_ := set $cfg "trace_server" (printf "%s.%s.svc:%s" (include "nodescope.aggregator.fullname" .) .Release.Namespace (include "nodescope.aggregator.grpcPort" .)) }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- $dir := include "nodescope.tls.dir" . }}
+{{- if not $cfg.tls_ca }}
+{{- $_ := set $cfg "tls_ca" (printf "%s/ca.crt" $dir) }}
+{{- end }}
+{{- if and .Values.tls.mutual (not $cfg.tls_cert) (not $cfg.tls_key) }}
+{{- $_ := set $cfg "tls_cert" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $cfg "tls_key" (printf "%s/tls.key" $dir) }}
+{{- end }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* The aggregator's config: with tls.enabled, empty TLS options name the mounted Secret's files;
+     with apiToken.secretName, an empty api_token names the mounted token. */}}
+{{- define "nodescope.aggregator.config" -}}
+{{- $cfg := deepCopy .Values.aggregator.config }}
+{{- if .Values.tls.enabled }}
+{{- $dir := include "nodescope.tls.dir" . }}
+{{- if and (not $cfg.tls_cert) (not $cfg.tls_key) }}
+{{- $_ := set $cfg "tls_cert" (printf "%s/tls.crt" $dir) }}
+{{- $_ := set $cfg "tls_key" (printf "%s/tls.key" $dir) }}
+{{- end }}
+{{- if and .Values.tls.mutual (not $cfg.tls_client_ca) }}
+{{- $_ := set $cfg "tls_client_ca" (printf "%s/ca.crt" $dir) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.apiToken.secretName (not $cfg.api_token) }}
+{{- $_ := set $cfg "api_token" (printf "%s/token" (include "nodescope.apiToken.dir" .)) }}
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}

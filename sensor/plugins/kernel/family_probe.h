@@ -16,6 +16,13 @@
 
 namespace nodescope::sensor::kernel {
 
+// Nanoseconds the attached programs of `probe` ran (FamilySource::RunTimeNs).
+inline uint64_t TotalRunTimeNs(const bpf::LoadedProbe& probe) {
+  uint64_t ns = 0;
+  for (const bpf::ProgramStats& p : probe.Programs()) ns += p.run_time_ns;
+  return ns;
+}
+
 // Logs why a family attached with no strategy: a family no hook can serve on this kernel is
 // reported in its ProbeStatus, not as an error of the plugin.
 void WarnUnattached(std::string_view probe, const Status& why);

@@ -32,13 +32,35 @@ class KernelPlugin {
   std::vector<v1::ProbeStatus> Probes() const;
   bool running() const { return thread_.joinable(); }
 
+  // Resource limits (sensor/limits/): the sources running now, which may be shed one by one.
+  size_t running_sources() const;
+  // Sends what every source counted so far, then stops the running source whose programs ran
+  // longest (with BPF statistics on), else the first in the fixed order: the per-process
+  // families (a program runs at every system call), IRQs, disk, filesystem. Its families are
+  // reported with state "shed" and `why` until RestoreShed. Returns them ("" when none runs).
+  std::string ShedCostliest(const std::string& why);
+  // Starts the source shed last again (its counts start over); returns its families ("" when
+  // none was shed). One that cannot start again is logged and reported "failed".
+  std::string RestoreShed();
+
  private:
+  struct Running {
+    size_t served;  // index in Sources()
+    std::unique_ptr<FamilySource> source;
+  };
+  struct Shed {
+    size_t served;
+    std::string why;
+  };
   void Run();
   void CollectAndEmit();
+  std::string FamiliesOf(size_t served) const;
 
   EventSink* sink_ = nullptr;
   KernelOptions options_;
-  std::vector<std::unique_ptr<FamilySource>> sources_;
+  mutable std::mutex sources_mu_;  // the three below: shedding runs on another thread
+  std::vector<Running> sources_;
+  std::vector<Shed> shed_;               // most recent last
   std::vector<v1::ProbeStatus> failed_;  // sources that did not start, per family
   std::chrono::steady_clock::time_point last_emit_;
   std::thread thread_;

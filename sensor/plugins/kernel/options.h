@@ -60,6 +60,9 @@ class FamilySource {
   // One entry per enabled family of this source: probe "kernel/<family>", the strategy that
   // attached, or state "failed"/"unavailable" with why.
   virtual std::vector<v1::ProbeStatus> Probes() const = 0;
+  // Nanoseconds its BPF programs ran, summed; 0 unless BPF statistics are on (sysctl
+  // kernel.bpf_stats_enabled). Resource limits shed the costliest source first.
+  virtual uint64_t RunTimeNs() const { return 0; }
   // Detaches; the source may not be started again.
   virtual void Stop() = 0;
 };

@@ -19,6 +19,7 @@
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/kernel/apps.h"
 #include "sensor/plugins/kernel/deltas.h"
+#include "sensor/plugins/kernel/family_probe.h"
 #include "sensor/plugins/kernel/maps.h"
 #include "sensor/plugins/kernel/options.h"
 #include "sensor/proc/cgroup_paths.h"
@@ -53,6 +54,7 @@ class ProcSource : public FamilySource {
   Status Start(const KernelOptions& options) override;
   void Collect(v1::KernelMetricsEvent& out) override;
   std::vector<v1::ProbeStatus> Probes() const override;
+  uint64_t RunTimeNs() const override { return TotalRunTimeNs(probe_); }
   void Stop() override;
 
   // Health: entries in the per-process table, exit events lost, processes counted host-wide only.

@@ -53,6 +53,7 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
+  l7_limit_fd_ = bpf_map__fd((*skel)->maps.l7_limit);
   for (bpf_map* ring : L7Rings(*skel)) {
     if (Status added = probe_.ring()->Add(
             bpf_map__fd(ring), [this](std::span<const std::byte> record) { OnL7Record(record); });
@@ -384,6 +385,17 @@ void NetflowPlugin::Stop() {
   probe_.Teardown();
   conns_fd_ = -1;
   l7_skip_fd_ = -1;
+  l7_limit_fd_ = -1;
+}
+
+Status NetflowPlugin::SetL7Limit(bool payload_off, uint32_t keep_one_in) {
+  if (l7_limit_fd_ < 0) return Status::Error("netflow probe not attached");
+  const uint32_t zero = 0;
+  const ns_l7_limit limit{.payload_off = payload_off ? 1u : 0u, .keep_one_in = keep_one_in};
+  if (bpf_map_update_elem(l7_limit_fd_, &zero, &limit, BPF_ANY) != 0) {
+    return Status::Error(std::string("l7_limit: ") + std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 NetflowPlugin::Counters NetflowPlugin::counters() const {
@@ -402,6 +414,10 @@ NetflowPlugin::Counters NetflowPlugin::counters() const {
   counters.l7_events = l7_events_.load(std::memory_order_relaxed);
   counters.l7_malformed = l7_malformed_.load(std::memory_order_relaxed);
   counters.l7_ringbuf_drops = kernel[NS_NETFLOW_CNT_L7_RINGBUF_DROPS];
+  counters.l7_shed_conns_payload = kernel[NS_NETFLOW_CNT_L7_SHED_CONNS_PAYLOAD];
+  counters.l7_shed_conns_sampled = kernel[NS_NETFLOW_CNT_L7_SHED_CONNS_SAMPLED];
+  counters.l7_shed_calls_payload = kernel[NS_NETFLOW_CNT_L7_SHED_CALLS_PAYLOAD];
+  counters.l7_shed_calls_sampled = kernel[NS_NETFLOW_CNT_L7_SHED_CALLS_SAMPLED];
   std::lock_guard<std::mutex> lock(l7_mu_);
   counters.http = http_counters_;
   counters.dns = dns_counters_;

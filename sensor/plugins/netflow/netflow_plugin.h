@@ -65,6 +65,10 @@ class NetflowPlugin {
     uint64_t l7_events = 0;         // payload events read
     uint64_t l7_ringbuf_drops = 0;  // payload events the kernel could not queue
     uint64_t l7_malformed = 0;      // payload events of a wrong size
+    // Left out while shedding for resource limits (SetL7Limit): HTTP connections and their
+    // sends/receives, by the step that left them out.
+    uint64_t l7_shed_conns_payload = 0, l7_shed_conns_sampled = 0;
+    uint64_t l7_shed_calls_payload = 0, l7_shed_calls_sampled = 0;
     HttpTable::Counters http;
     DnsTable::Counters dns;
   };
@@ -95,6 +99,10 @@ class NetflowPlugin {
   // is looked for a short while later. Safe before Start and after Stop (ignored).
   void OnExec(uint32_t pid);
   Counters counters() const;
+  // Resource limits (sensor/limits/): copy no HTTP payload (`payload_off`: connections being
+  // parsed end where they are), or that of 1 in `keep_one_in` new connections (1: all).
+  // Connections left out stay so until they close. DNS is never left out. After Start.
+  Status SetL7Limit(bool payload_off, uint32_t keep_one_in);
 
  private:
   Status Attach(std::string_view strategy);
@@ -122,8 +130,9 @@ class NetflowPlugin {
   std::map<uint32_t, std::set<uint16_t>> listeners_;
 
   bpf::LoadedProbe probe_;
-  int conns_fd_ = -1;    // the `conns` map, read once per interval
-  int l7_skip_fd_ = -1;  // `l7_skip`: bodies the probe need not copy
+  int conns_fd_ = -1;     // the `conns` map, read once per interval
+  int l7_skip_fd_ = -1;   // `l7_skip`: bodies the probe need not copy
+  int l7_limit_fd_ = -1;  // `l7_limit`: shedding for resource limits
 
   std::thread poller_;
   std::atomic<bool> stop_{false};

@@ -48,6 +48,7 @@ class FilesystemSource final : public FamilySource {
   nodescope::Status Start(const KernelOptions& options) override;
   void Collect(v1::KernelMetricsEvent& out) override;
   std::vector<v1::ProbeStatus> Probes() const override;
+  uint64_t RunTimeNs() const override { return TotalRunTimeNs(probe_.probe()); }
   void Stop() override;
 
   // The kernel's counters (enum ns_fs_counter), summed over CPUs; zeros when not attached.

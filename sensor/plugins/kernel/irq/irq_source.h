@@ -35,6 +35,9 @@ class IrqSource : public FamilySource {
   Status Start(const KernelOptions& options) override;
   void Collect(v1::KernelMetricsEvent& out) override;
   std::vector<v1::ProbeStatus> Probes() const override;
+  uint64_t RunTimeNs() const override {
+    return TotalRunTimeNs(hardirq_.probe()) + TotalRunTimeNs(softirq_.probe());
+  }
   void Stop() override;
 
  private:
