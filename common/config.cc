@@ -37,7 +37,6 @@ std::string Escaped(const std::string& s) {
   return out;
 }
 
-std::string Quote(const std::string& s) { return "\"" + Escaped(s) + "\""; }
 
 std::string Join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
@@ -93,6 +92,8 @@ Result<int64_t> ParseInt(const std::string& text, int64_t min, int64_t max) {
 }
 
 }  // namespace
+
+std::string Quote(const std::string& s) { return "\"" + Escaped(s) + "\""; }
 
 Result<Duration> ParseDuration(const std::string& raw) {
   const std::string text = Trim(raw);

@@ -18,6 +18,9 @@ class Node;
 
 namespace nodescope::config {
 
+// `s` in double quotes, escaped as YAML does: an error that quotes a value stays on one line.
+std::string Quote(const std::string& s);
+
 using Duration = std::chrono::nanoseconds;
 
 // Parses "60s", "500ms", "1m30s", "250us", "2h". A bare number is rejected: the unit is required.

@@ -9,13 +9,15 @@
 #include <string_view>
 #include <utility>
 
+#include "common/config.h"
+
 namespace nodescope::sensor::limits {
 namespace {
 
 constexpr std::string_view kSizeForms =
     "units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB, Ki, Mi, Gi, Ti";
 
-std::string Quote(const std::string& text) { return "\"" + text + "\""; }
+using config::Quote;
 
 // The leading decimal number of `text` (digits, one optional fraction); the rest in `unit`.
 bool SplitNumber(std::string_view text, double* value, std::string_view* unit) {
