@@ -214,6 +214,17 @@ std::vector<std::string> CompleteLines(const std::string& path) {
   return lines;
 }
 
+pid_t RunExecutable(const std::string& path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(path.c_str(), path.c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return pid;
+}
+
 std::map<std::string, int> ExecCounts(const std::string& jsonl_path, const std::string& filename) {
   std::map<std::string, int> seen;
   for (const std::string& line : CompleteLines(jsonl_path)) {

@@ -80,4 +80,8 @@ std::vector<std::string> CompleteLines(const std::string& path);
 // pid -> how many exec records of `filename` a jsonl sink file holds so far.
 std::map<std::string, int> ExecCounts(const std::string& jsonl_path, const std::string& filename);
 
+// Runs the executable at `path` (no arguments) to completion; returns its pid, which names its
+// exec record.
+pid_t RunExecutable(const std::string& path);
+
 }  // namespace nodescope::test

@@ -75,17 +75,6 @@ class TestHost {
   std::string inside_;
 };
 
-pid_t RunChild(const std::string& path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl(path.c_str(), path.c_str(), nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return pid;
-}
-
 TEST(LostAcks, BatchesCommittedButNeverAcknowledgedAreNotDuplicated) {
   TempDir dir;
   TestHost host;
@@ -128,13 +117,13 @@ TEST(LostAcks, BatchesCommittedButNeverAcknowledgedAreNotDuplicated) {
 
 
   std::set<pid_t> pids;
-  for (int i = 0; i < 50; ++i) pids.insert(RunChild(marker));
+  for (int i = 0; i < 50; ++i) pids.insert(RunExecutable(marker));
   ASSERT_TRUE(WaitFor([&] { return committed().size() == pids.size(); }, 20s));
   ASSERT_TRUE(WaitFor([&] { return sensor_metric("nodescope_sensor_buffered_events") == 0; }, 20s));
 
   // From here the aggregator still receives and commits, but nothing it sends arrives.
   host.DropOutgoing(true);
-  for (int i = 0; i < 50; ++i) pids.insert(RunChild(marker));
+  for (int i = 0; i < 50; ++i) pids.insert(RunExecutable(marker));
   ASSERT_TRUE(WaitFor([&] { return committed().size() > 50; }, 20s))
       << "no batch reached the aggregator once its replies were dropped";
   std::this_thread::sleep_for(1s);
@@ -146,7 +135,7 @@ TEST(LostAcks, BatchesCommittedButNeverAcknowledgedAreNotDuplicated) {
   Must(host.Exec({"/usr/bin/ss", "-K", "-t", "sport", "=", ":" + std::to_string(kGrpcPort)}));
   host.DropOutgoing(false);
   aggregator = start_aggregator();
-  for (int i = 0; i < 20; ++i) pids.insert(RunChild(marker));
+  for (int i = 0; i < 20; ++i) pids.insert(RunExecutable(marker));
 
   ASSERT_TRUE(WaitFor([&] { return committed().size() == pids.size(); }, 60s))
       << "arrived " << committed().size() << " of " << pids.size() << "\n"

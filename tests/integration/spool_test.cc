@@ -23,17 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-pid_t RunChild(const std::string& path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl(path.c_str(), path.c_str(), nullptr);
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return pid;
-}
-
 class SpoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -94,7 +83,7 @@ class SpoolTest : public ::testing::Test {
     return total;
   }
   void Generate(int n) {
-    for (int i = 0; i < n; ++i) pids_.insert(RunChild(marker_));
+    for (int i = 0; i < n; ++i) pids_.insert(RunExecutable(marker_));
   }
   std::map<std::string, int> Delivered() { return ExecCounts(dir_.File("records.jsonl"), marker_); }
   // Waits until every generated exec is stored, then checks each is stored exactly once.
