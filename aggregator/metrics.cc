@@ -22,6 +22,9 @@ Metrics::Metrics()
                                   "Records in batches a sensor resent after they were committed.")),
       dropped_(CounterFamily(*registry_, "nodescope_records_dropped_total",
                              "Records the aggregator could not deliver, by source and reason.")),
+      history_evicted_(CounterFamily(*registry_, "nodescope_history_evicted_total",
+                                     "Records overwritten in the history ring (history_size), by "
+                                     "source: no longer served to since/last queries.")),
       batches_(CounterFamily(*registry_, "nodescope_batches_total",
                              "Sensor batches received, duplicates included.")
                    .Add({})),
@@ -57,6 +60,10 @@ void Metrics::Dropped(const std::string& source, const std::string& reason, uint
   dropped_.Add({{"source", source}, {"reason", reason}}).Increment(static_cast<double>(records));
   std::lock_guard lock(mu_);
   dropped_by_reason_[reason] += records;
+}
+
+void Metrics::HistoryEvicted(const std::string& source, uint64_t records) {
+  history_evicted_.Add({{"source", source}}).Increment(static_cast<double>(records));
 }
 
 void Metrics::Batch() { batches_.Increment(); }

@@ -55,6 +55,9 @@ class Metrics {
   void Ingested(const std::string& source, uint64_t records);
   void Deduplicated(const std::string& source, uint64_t records);
   void Dropped(const std::string& source, const std::string& reason, uint64_t records);
+  // Records pushed out of a source's history ring (history_size) by newer ones: no longer
+  // available to `observe --last` or since/until, though every live subscriber got them.
+  void HistoryEvicted(const std::string& source, uint64_t records);
   void Batch();
   void ProcessEvents(const std::string& event, const std::string& host, uint64_t count);
   void SetSensorsConnected(int64_t n);
@@ -71,6 +74,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& ingested_;
   prometheus::Family<prometheus::Counter>& deduplicated_;
   prometheus::Family<prometheus::Counter>& dropped_;
+  prometheus::Family<prometheus::Counter>& history_evicted_;
   prometheus::Counter& batches_;
   prometheus::Family<prometheus::Counter>& process_events_;
   prometheus::Gauge& sensors_connected_;

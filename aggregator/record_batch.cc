@@ -104,6 +104,16 @@ void RecordBatch::AddRecord(const v1::Record& record) {
   Append(record.source(), record.time_unix_nano());
 }
 
+void RecordBatch::AppendFrom(const RecordBatch& from, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    const std::string_view frame = from.Frame(i);
+    uint8_t* p = wire_.Reserve(frame.size());
+    std::memcpy(p, frame.data(), frame.size());
+    wire_.CommitTo(p + frame.size());
+    Append(from.source(i), from.time(i));
+  }
+}
+
 void RecordBatch::Clear() {
   wire_.clear();
   offsets_.resize(1);

@@ -61,6 +61,8 @@ class RecordBatch {
 
   // Appends a copy of `record` (tests and tools; the ingest path uses RecordWriter).
   void AddRecord(const v1::Record& record);
+  // Appends copies of records [begin, end) of `from`, as frames (nothing is parsed).
+  void AppendFrom(const RecordBatch& from, size_t begin, size_t end);
   // Empties the batch, keeping its buffers for reuse.
   void Clear();
 

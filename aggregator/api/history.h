@@ -1,6 +1,7 @@
 // The in-memory history of one source: the newest `capacity` records in arrival order, held as
-// runs of shared batches (one entry per batch, not per record). Not synchronized: the Hub
-// guards it.
+// runs of shared batches (one entry per batch, not per record; the Hub gives it a copy of a run
+// that is only part of its batch, so what it holds is bounded by its own records). Not
+// synchronized: the Hub guards it.
 #pragma once
 
 #include <cstdint>

@@ -83,7 +83,20 @@ void Hub::Publish(const RecordBatchPtr& batch) {
     const std::string& source = batch->source(begin);
     size_t end = begin + 1;
     while (end < batch->size() && batch->source(end) == source) ++end;
-    RingFor(source).Append(batch, static_cast<uint32_t>(begin), static_cast<uint32_t>(end));
+    HistoryRing& ring = RingFor(source);
+    const uint64_t evicted_before = ring.evicted();
+    if (begin == 0 && end == batch->size()) {
+      ring.Append(batch, 0, static_cast<uint32_t>(end));
+    } else {
+      // Part of a batch: the ring keeps a copy of its run, not the whole batch. A source seen
+      // once per batch would otherwise hold history_size batches of the others alive.
+      auto run = std::make_shared<RecordBatch>();
+      run->AppendFrom(*batch, begin, end);
+      ring.Append(run, 0, static_cast<uint32_t>(end - begin));
+    }
+    if (ring.evicted() > evicted_before) {
+      metrics_->HistoryEvicted(source, ring.evicted() - evicted_before);
+    }
     begin = end;
   }
   for (Subscription* s : subscriptions_) s->Offer(batch, metrics_);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "aggregator/metrics_testing.h"
 #include "common/records/record.h"
 
 namespace nodescope::aggregator::api {
@@ -118,12 +119,48 @@ TEST_F(HubTest, HistoryOverwrittenIsReported) {
   EXPECT_EQ(s->history_lost()[0].reason(), v1::LostEvents::HISTORY_OVERWRITTEN);
   EXPECT_EQ(s->history_lost()[0].count(), 10u);  // 1005..1014
   EXPECT_EQ(s->history_lost()[0].source(), "process");
+  // The whole overwrite is counted for Prometheus, whatever a subscriber asked for.
+  EXPECT_EQ(testing::Value(metrics_.registry(), "nodescope_history_evicted_total",
+                           {{"source", "process"}}),
+            15);
 
   req.set_since_unix_nano(1015);  // nothing asked for was overwritten
   EXPECT_TRUE(hub.Subscribe(Compile(req), 0, false)->history_lost().empty());
   // `last` satisfied from what is held: nothing lost either.
   req.set_since_unix_nano(1005);
   EXPECT_TRUE(hub.Subscribe(Compile(req), 5, false)->history_lost().empty());
+  hub.Publish(Batch("process", 1025, 3));
+  EXPECT_EQ(testing::Value(metrics_.registry(), "nodescope_history_evicted_total",
+                           {{"source", "process"}}),
+            18);
+}
+
+TEST_F(HubTest, HistoryDoesNotKeepOtherSourcesBatchesAlive) {
+  Hub hub({.history_size = 100, .subscriber_queue_size = 100}, &metrics_);
+  // Each batch: many process records and one dnsflow record, as a sensor sends them.
+  std::weak_ptr<const RecordBatch> first;
+  for (int b = 0; b < 50; ++b) {
+    std::vector<v1::Record> records;
+    for (int i = 0; i < 20; ++i) records.push_back(Rec("process", b * 100 + i));
+    records.push_back(Rec("dnsflow", b * 100 + 50));
+    RecordBatchPtr batch = MakeBatch(records);
+    if (b == 0) first = batch;
+    hub.Publish(batch);
+  }
+  // process has kept its newest 100 records: the first batch's have all left, and the dnsflow
+  // ring (50 of its 100) must not be what holds that batch.
+  EXPECT_TRUE(first.expired());
+  v1::SubscribeRequest req;
+  req.set_since_unix_nano(1);
+  auto s = hub.Subscribe(Compile(req), 0, false);
+  std::vector<int64_t> dns;
+  for (const RecordRef& r : s->history()) {
+    if (r.record().source() == "dnsflow") dns.push_back(r.record().time_unix_nano());
+  }
+  ASSERT_EQ(dns.size(), 50u);
+  EXPECT_EQ(dns.front(), 50);
+  EXPECT_EQ(dns.back(), 4950);
+  EXPECT_TRUE(s->history_lost().empty() || s->history_lost()[0].source() == "process");
 }
 
 TEST_F(HubTest, LiveRecordsAfterSubscribe) {
