@@ -88,9 +88,12 @@ struct ns_conn {
 	__u8 comm[NS_TASK_COMM_LEN]; /* the process's (group leader's) comm */
 };
 
-/* Ring buffer record: a TCP socket went to CLOSE, with its final counters. */
+/* Ring buffer record: a socket's entry left `conns` with its final counters: a TCP socket went
+ * to CLOSE, or a UDP entry was replaced by a new socket at its address (UDP has no close to see).
+ * `sk` and `peer` are its key (struct ns_conn_key). */
 struct ns_conn_close {
 	__u64 sk;
+	__u64 peer;
 	__u64 ts_ns;
 	struct ns_conn conn;
 };
@@ -99,10 +102,10 @@ struct ns_conn_close {
 static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
 static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
-static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
+static_assert(sizeof(struct ns_conn_close) == 136, "ns_conn_close layout changed");
 #else
 _Static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 _Static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
 _Static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
-_Static_assert(sizeof(struct ns_conn_close) == 128, "ns_conn_close layout changed");
+_Static_assert(sizeof(struct ns_conn_close) == 136, "ns_conn_close layout changed");
 #endif

@@ -22,7 +22,8 @@ std::vector<AbiMember> ConnLayout() {
 
 std::vector<AbiMember> CloseLayout() {
   using E = ns_conn_close;
-  return {NS_ABI_MEMBER(E, sk), NS_ABI_MEMBER(E, ts_ns), NS_ABI_MEMBER(E, conn)};
+  return {NS_ABI_MEMBER(E, sk), NS_ABI_MEMBER(E, peer), NS_ABI_MEMBER(E, ts_ns),
+          NS_ABI_MEMBER(E, conn)};
 }
 
 std::vector<AbiMember> L7EventLayout() {
@@ -62,7 +63,7 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                     {"flags", 95, 1},
                                                     {"comm", 96, NS_TASK_COMM_LEN}});
   nodescope::test::ExpectSameMembers(CloseLayout(),
-                                     {{"sk", 0, 8}, {"ts_ns", 8, 8}, {"conn", 16, 112}});
+                                     {{"sk", 0, 8}, {"peer", 8, 8}, {"ts_ns", 16, 8}, {"conn", 24, 112}});
   EXPECT_EQ(alignof(ns_conn), 8u);
   nodescope::test::ExpectSameMembers(L7EventLayout(), {{"sk", 0, 8},
                                                        {"peer", 8, 8},

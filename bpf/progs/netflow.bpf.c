@@ -150,12 +150,29 @@ static __always_inline struct ns_conn *insert(struct ns_conn_key *key, struct ns
 
 /* __noinline keeps struct ns_conn_close in the object's BTF, which bpf/abi/netflow_abi_test.cc
  * compares with the C++ layout. */
-static __noinline int fill_close(struct ns_conn_close *e, __u64 sk, struct ns_conn *c)
+static __noinline int fill_close(struct ns_conn_close *e, __u64 sk, __u64 peer, struct ns_conn *c)
 {
 	e->sk = sk;
+	e->peer = peer;
 	e->ts_ns = bpf_ktime_get_ns();
 	__builtin_memcpy(&e->conn, c, sizeof(e->conn));
 	return 0;
+}
+
+/* Removes the entry `c` of `key`, telling user space its final counters (a full ring is
+ * counted): user space would otherwise see the entry vanish, with what it counted since the
+ * last walk, or never see it at all. */
+static __always_inline void end_entry(struct ns_conn_key *key, struct ns_conn *c)
+{
+	struct ns_conn_close *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (e) {
+		fill_close(e, key->sk, key->peer, c);
+		bpf_ringbuf_submit(e, ns_lazy_wakeup(&events, NS_NETFLOW_RINGBUF_BYTES));
+	} else {
+		count(NS_NETFLOW_CNT_RINGBUF_DROPS);
+	}
+	bpf_map_delete_elem(&conns, key);
 }
 
 static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstate, int newstate,
@@ -191,7 +208,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		/* A UDP socket's entry outlives it (UDP has no close to see): a TCP socket at its
 		 * address starts over. */
 		if (c && c->protocol != IPPROTO_TCP) {
-			bpf_map_delete_elem(&conns, &key);
+			end_entry(&key, c);
 			c = NULL;
 		}
 		if (!c) {
@@ -222,22 +239,13 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 	}
 
 	if (newstate == TCP_CLOSE) {
-		struct ns_conn_close *e;
-
 		c = bpf_map_lookup_elem(&conns, &key);
 		if (!c)
 			return 0;
 		read_tcp_stats(c, sk, btf);
 		if (l7_capture)
 			ns_l7_closed(c, &key);
-		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			fill_close(e, key.sk, c);
-			bpf_ringbuf_submit(e, ns_lazy_wakeup(&events, NS_NETFLOW_RINGBUF_BYTES));
-		} else {
-			count(NS_NETFLOW_CNT_RINGBUF_DROPS);
-		}
-		bpf_map_delete_elem(&conns, &key);
+		end_entry(&key, c);
 	}
 	return 0;
 }
@@ -311,7 +319,7 @@ static __always_inline int on_io(struct sock *sk, __u16 family, __u16 protocol, 
 
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (c && stale(c, sk, protocol, btf)) {
-		bpf_map_delete_elem(&conns, &key);
+		end_entry(&key, c);
 		c = NULL;
 	}
 	if (!c) {

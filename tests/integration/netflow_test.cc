@@ -311,6 +311,53 @@ TEST_F(Netflow, UdpBytesAreExactBothWays) {
   }
 }
 
+// Short-lived UDP clients, as dig or a resolver library make them: a socket per query, closed at
+// once. UDP has no close to see, so an entry stays until its address is reused; a new socket
+// soon takes a freed one's memory (the map key), and that entry's last bytes must reach the
+// records then, not vanish. Also every socket that lived between two walks must be counted.
+TEST_F(Netflow, ShortLivedUdpSocketsAreExact) {
+  StartSensor();
+  int server = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string server_port = std::to_string(ntohs(addr.sin_port));
+  constexpr int kQueries = 2000;
+  char buf[512] = {};
+  for (int i = 0; i < kQueries; ++i) {
+    int client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(client, 0);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(send(client, buf, 40, 0), 40);
+    sockaddr_in from{};
+    socklen_t from_len = sizeof(from);
+    ASSERT_EQ(recvfrom(server, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &from_len),
+              40);
+    ASSERT_EQ(sendto(server, buf, 90, 0, reinterpret_cast<sockaddr*>(&from), from_len), 90);
+    ASSERT_EQ(recv(client, buf, sizeof(buf), 0), 90);
+    close(client);
+    if (i % 100 == 99) std::this_thread::sleep_for(20ms);  // let RCU free the closed ones
+  }
+  std::map<std::string, std::string> clients = {{"transport", "udp"}, {"dst_port", server_port}};
+  const bool settled = WaitFor(
+      [&] {
+        Totals t = Sum(clients);
+        return t.bytes_written >= 40u * kQueries && t.bytes_read >= 90u * kQueries;
+      },
+      20s);
+  std::this_thread::sleep_for(2500ms);  // nothing more may arrive
+  close(server);
+  Totals t = Sum(clients);
+  EXPECT_TRUE(settled);
+  EXPECT_EQ(t.bytes_written, 40u * kQueries);
+  EXPECT_EQ(t.bytes_read, 90u * kQueries);
+  const std::string metrics = HttpGet(stack_.sensor_http_port, "/metrics");
+  EXPECT_EQ(MetricSum(metrics, "nodescope_sensor_dropped_total"), 0) << metrics;
+}
+
 // A server on an unconnected socket (recvfrom/sendto, as DNS servers do) answering two clients
 // on different addresses: one record per client, exact both ways.
 TEST_F(Netflow, UnconnectedUdpServerIsSplitPerPeer) {

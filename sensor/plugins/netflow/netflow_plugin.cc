@@ -163,7 +163,7 @@ void NetflowPlugin::OnRecord(std::span<const std::byte> record) {
   ns_conn_close close;
   std::memcpy(&close, record.data(), sizeof(close));
   closes_.fetch_add(1, std::memory_order_relaxed);
-  table_->Closed(ns_conn_key{close.sk, 0}, close.conn, close.ts_ns);  // TCP: never a peer key
+  table_->Closed(ns_conn_key{close.sk, close.peer}, close.conn, close.ts_ns);
 }
 
 void NetflowPlugin::OnL7Record(std::span<const std::byte> record) {
