@@ -28,6 +28,7 @@
 #include <chrono>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "bench/child.h"
 #include "common/testing/temp_dir.h"
@@ -62,18 +63,6 @@ double Median(std::vector<double> v) {
 }
 
 // The sum of every series of one metric family in a Prometheus exposition.
-double SumOf(const std::string& exposition, const std::string& family) {
-  double total = 0;
-  std::istringstream in(exposition);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(family, 0) != 0) continue;
-    const char next = line.size() > family.size() ? line[family.size()] : ' ';
-    if (next != '{' && next != ' ') continue;
-    total += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return total;
-}
-
 // One second's worth of traffic (the wrk burst every fifth second).
 void Traffic(const test::Nginx& nginx, int second, int* name) {
   for (int i = 0; i < 5; ++i) {
@@ -172,7 +161,8 @@ int Run(int minutes, int warmup) {
       s.minute = std::chrono::duration<double>(Clock::now() - start).count() / 60;
       s.sensor_mib = Mib(sensor.pid());
       s.aggregator_mib = Mib(aggregator->pid());
-      s.ingested = SumOf(test::HttpGet(http_port, "/metrics"), "nodescope_records_ingested_total");
+      s.ingested =
+          test::MetricSum(test::HttpGet(http_port, "/metrics"), "nodescope_records_ingested_total");
       samples.push_back(s);
       if (samples.size() % 3 == 1) {
         fmt::print("{:>6.1f}  {:>12.1f}  {:>16.1f}  {:>12.0f}\n", s.minute, s.sensor_mib,
@@ -217,9 +207,21 @@ int Run(int minutes, int warmup) {
   fmt::print(
       "records ingested {:.0f}; sensor dropped {:.0f}; aggregator dropped {:.0f}; "
       "DNS queries answered by dnsmasq {}\n",
-      SumOf(aggregator_metrics, "nodescope_records_ingested_total"),
-      SumOf(sensor_metrics, "nodescope_sensor_dropped_total"),
-      SumOf(aggregator_metrics, "nodescope_records_dropped_total"), (*dnsmasq)->Queries());
+      test::MetricSum(aggregator_metrics, "nodescope_records_ingested_total"),
+      test::MetricSum(sensor_metrics, "nodescope_sensor_dropped_total"),
+      test::MetricSum(aggregator_metrics, "nodescope_records_dropped_total"),
+      (*dnsmasq)->Queries());
+  // Where anything was dropped, by which reason: every non-zero series of the drop counters.
+  for (const auto& [exposition, family] :
+       {std::pair{&sensor_metrics, "nodescope_sensor_dropped_total"},
+        std::pair{&aggregator_metrics, "nodescope_records_dropped_total"}}) {
+    std::istringstream in(*exposition);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(std::string(family) + "{", 0) == 0 && test::MetricSum(line, family) > 0) {
+        fmt::print("  {}\n", line);
+      }
+    }
+  }
   observer.Stop(SIGTERM);
   sensor.Stop(SIGTERM, 30s);
   aggregator->Stop(SIGTERM);

@@ -4,8 +4,6 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "sensor/transport/transport.h"
 
 namespace nodescope::sensor {
@@ -144,11 +142,12 @@ void Transport::SpoolRemainingAtStop() {
     ++spooled_batches;
     return true;
   };
-  std::vector<uint64_t> written_pending;
-  std::vector<uint64_t> written_closed;
+  // The sender and spiller have ended, so nothing else changes these batches: what is written
+  // is counted as it goes.
+  uint64_t moved_events = 0;
   for (const Pending& p : pending) {
     if (p.on_disk || spool_->Contains(p.seq)) {
-      written_pending.push_back(p.seq);
+      moved_events += p.events;
       continue;
     }
     std::vector<grpc::Slice> slices;
@@ -157,30 +156,16 @@ void Transport::SpoolRemainingAtStop() {
     for (const grpc::Slice& slice : slices) {
       pieces.emplace_back(reinterpret_cast<const char*>(slice.begin()), slice.size());
     }
-    if (account(spool_->Append(p.seq, p.events, pieces))) {
-      written_pending.push_back(p.seq);
-    }
+    if (account(spool_->Append(p.seq, p.events, pieces))) moved_events += p.events;
   }
   for (const Closed& c : closed) {
     const std::string prefix = BatchPrefix(c);
-    if (account(spool_->Append(c.seq, c.events, {prefix, c.bytes}))) {
-      written_closed.push_back(c.seq);
-    }
+    if (account(spool_->Append(c.seq, c.events, {prefix, c.bytes}))) moved_events += c.events;
   }
   std::lock_guard lock(mu_);
   // What is on disk now is not lost: the next sensor replays it.
-  for (const Pending& p : pending_) {
-    if (std::find(written_pending.begin(), written_pending.end(), p.seq) != written_pending.end()) {
-      stats_.buffered_events -= p.events;
-      stats_.spooled_events += p.events;
-    }
-  }
-  for (const Closed& c : closed) {
-    if (std::find(written_closed.begin(), written_closed.end(), c.seq) != written_closed.end()) {
-      stats_.buffered_events -= c.events;
-      stats_.spooled_events += c.events;
-    }
-  }
+  stats_.buffered_events -= moved_events;
+  stats_.spooled_events += moved_events;
   stats_.batches_spooled += spooled_batches;
   stats_.spool_bytes = spool_->bytes();
   if (stats_.spooled_events > 0) {

@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -194,6 +194,17 @@ double MetricValue(const std::string& exposition, const std::string& series) {
     }
   }
   return -1;
+}
+
+double MetricSum(const std::string& exposition, const std::string& family) {
+  double total = 0;
+  std::istringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() <= family.size() || line.compare(0, family.size(), family) != 0) continue;
+    if (line[family.size()] != '{' && line[family.size()] != ' ') continue;
+    total += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return total;
 }
 
 bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {

@@ -49,7 +49,7 @@ struct CommandResult {
 };
 // Runs a command to completion (bounded by `timeout`), capturing stdout and stderr.
 CommandResult RunCommand(const std::vector<std::string>& argv,
-                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // A TCP port on 127.0.0.1 that nobody listens on right now.
 int FreePort();
@@ -61,6 +61,8 @@ std::string HttpGet(const std::string& ipv4, int port, const std::string& path,
 
 // The value of one Prometheus series (`name{labels}` exactly as exposed), or -1 when absent.
 double MetricValue(const std::string& exposition, const std::string& series);
+// The sum of every series of one family (`name` alone or `name{...}`): 0 when it has none.
+double MetricSum(const std::string& exposition, const std::string& family);
 
 // Starts nodescope-aggregator with `config` (a file path), its output in `log`, and waits until
 // http://127.0.0.1:http_port/readyz answers 200. The Subprocess either way: a caller that finds

@@ -69,18 +69,19 @@ class SpoolTest : public ::testing::Test {
                                  dir_.File("sensor.yaml")},
         dir_.File("sensor.log"));
   }
+  // A sensor streaming to the aggregator, which must be up.
+  std::unique_ptr<Subprocess> StartConnectedSensor() {
+    auto sensor = StartSensor();
+    EXPECT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
+        << sensor->Log();
+    return sensor;
+  }
   double SensorMetric(const std::string& series) {
     return MetricValue(HttpGet(sensor_port_, "/metrics"), series);
   }
   // Every drop the sensor counted, whatever the reason.
   double SensorDrops() {
-    double total = 0;
-    std::istringstream in(HttpGet(sensor_port_, "/metrics"));
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("nodescope_sensor_dropped_total{", 0) != 0) continue;
-      total += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return total;
+    return MetricSum(HttpGet(sensor_port_, "/metrics"), "nodescope_sensor_dropped_total");
   }
   void Generate(int n) {
     for (int i = 0; i < n; ++i) pids_.insert(RunExecutable(marker_));
@@ -111,9 +112,8 @@ TEST_F(SpoolTest, AggregatorRestartLosesNothing) {
   const int http_port = FreePort();
   WriteAggregatorConfig("127.0.0.1", FreePort(), http_port);
   auto aggregator = StartAggregator();
-  auto sensor = StartSensor();
-  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
-      << sensor->Log();
+  auto sensor = StartConnectedSensor();
+  ASSERT_FALSE(HasFailure());
   Generate(100);
 
   ASSERT_EQ(aggregator->Stop(SIGTERM, 20s), 0);
@@ -144,9 +144,8 @@ TEST_F(SpoolTest, NetworkCutLosesNothing) {
   constexpr int kGrpcPort = 9970;
   WriteAggregatorConfig((*pair)->a().ipv4, kGrpcPort, 9971);
   auto aggregator = StartAggregator(&host);
-  auto sensor = StartSensor();
-  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
-      << sensor->Log();
+  auto sensor = StartConnectedSensor();
+  ASSERT_FALSE(HasFailure());
   Generate(100);
   ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 30s));
 
@@ -180,9 +179,8 @@ TEST_F(SpoolTest, SensorRestartReplaysWhatItSpooledAtStop) {
   const int http_port = FreePort();
   WriteAggregatorConfig("127.0.0.1", FreePort(), http_port);
   auto aggregator = StartAggregator();
-  auto sensor = StartSensor();
-  ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_connected") == 1.0; }, 60s))
-      << sensor->Log();
+  auto sensor = StartConnectedSensor();
+  ASSERT_FALSE(HasFailure());
   Generate(50);
   ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 30s));
 
