@@ -5,16 +5,16 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "common/testing/temp_dir.h"
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "common/records/record.h"
+#include "common/testing/temp_dir.h"
 #include "nodescope/v1/ingest.grpc.pb.h"
 #include "nodescope/v1/observer.grpc.pb.h"
 
@@ -292,6 +292,60 @@ TEST(Aggregator, SlowSubscriberAccountsForEveryRecord) {
                          std::to_string(lost) + "\n"),
             std::string::npos)
       << metrics;
+  context.TryCancel();
+}
+
+// A sensor's LostEvents reach a follower as SENSOR_DROPPED lost_events and the metric, once
+// each even when their batch is resent; labels a sensor cannot have sent are one value.
+TEST(Aggregator, SensorLossesAreToldToSubscribersOnce) {
+  auto started = Aggregator::Start(TestOptions());
+  ASSERT_TRUE(started.ok()) << started.status().message();
+  Aggregator& agg = **started;
+  auto stub = Observer(agg.grpc_port());
+  grpc::ClientContext context;
+  v1::SubscribeRequest req;
+  req.set_follow(true);
+  req.add_sources("netflow");  // filters do not hide losses nobody can attribute
+  auto reader = stub->Subscribe(&context, req);
+  reader->WaitForInitialMetadata();
+
+  FakeSensor sensor(agg.grpc_port(), "inst-l");
+  auto with_loss = [](uint64_t seq, const std::string& reason, const std::string& probe,
+                      uint64_t count) {
+    v1::Batch batch = ProcessBatch("inst-l", seq, 1000 * seq, 2);
+    v1::LostEvent* lost = batch.add_events()->mutable_lost();
+    lost->set_reason(reason);
+    lost->set_probe(probe);
+    lost->set_count(count);
+    return batch;
+  };
+  EXPECT_EQ(sensor.Send(with_loss(1, "ringbuf_full", "l7", 40)), 1u);
+  EXPECT_EQ(sensor.Send(with_loss(1, "ringbuf_full", "l7", 40)), 1u);  // a resend
+  EXPECT_EQ(sensor.Send(with_loss(2, "buffer_full", "", 7)), 2u);
+  EXPECT_EQ(sensor.Send(with_loss(3, "Bad Reason\n", "l7", 1)), 3u);
+
+  std::map<std::string, uint64_t> told;  // "reason/probe" -> count
+  v1::SubscribeResponse res;
+  while (told.size() < 3 && reader->Read(&res)) {
+    EXPECT_EQ(res.records_size(), 0);  // the filter keeps the process records out
+    if (!res.has_lost_events()) continue;
+    const v1::LostEvents& lost = res.lost_events();
+    EXPECT_EQ(lost.reason(), v1::LostEvents::SENSOR_DROPPED);
+    EXPECT_EQ(lost.host(), "node-1");
+    told[lost.sensor_reason() + "/" + lost.probe()] += lost.count();
+  }
+  EXPECT_EQ(told, (std::map<std::string, uint64_t>{
+                      {"buffer_full/", 7}, {"invalid/l7", 1}, {"ringbuf_full/l7", 40}}));
+  auto [code, metrics] = HttpGet(agg.http_port(), "/metrics");
+  for (const char* line : {
+           "nodescope_sensor_lost_total{host=\"node-1\",probe=\"l7\",reason=\"ringbuf_full\"} 40\n",
+           "nodescope_sensor_lost_total{host=\"node-1\",probe=\"\",reason=\"buffer_full\"} 7\n",
+           "nodescope_sensor_lost_total{host=\"node-1\",probe=\"l7\",reason=\"invalid\"} 1\n",
+           // Not records: the ingested counters hold only the process events.
+           "nodescope_records_ingested_total{source=\"process\"} 6\n",
+       }) {
+    EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
+  }
   context.TryCancel();
 }
 

@@ -25,6 +25,10 @@ Metrics::Metrics()
       history_evicted_(CounterFamily(*registry_, "nodescope_history_evicted_total",
                                      "Records overwritten in the history ring (history_size), by "
                                      "source: no longer served to since/last queries.")),
+      sensor_lost_(CounterFamily(*registry_, "nodescope_sensor_lost_total",
+                                 "Events sensors lost before sending them, as they reported "
+                                 "them, by host, reason and probe (the sensors' "
+                                 "nodescope_sensor_dropped_total, seen cluster-wide).")),
       batches_(CounterFamily(*registry_, "nodescope_batches_total",
                              "Sensor batches received, duplicates included.")
                    .Add({})),
@@ -64,6 +68,12 @@ void Metrics::Dropped(const std::string& source, const std::string& reason, uint
 
 void Metrics::HistoryEvicted(const std::string& source, uint64_t records) {
   history_evicted_.Add({{"source", source}}).Increment(static_cast<double>(records));
+}
+
+void Metrics::SensorLost(const std::string& host, const std::string& reason,
+                         const std::string& probe, uint64_t events) {
+  sensor_lost_.Add({{"host", host}, {"reason", reason}, {"probe", probe}})
+      .Increment(static_cast<double>(events));
 }
 
 void Metrics::Batch() { batches_.Increment(); }

@@ -58,6 +58,9 @@ class Metrics {
   // Records pushed out of a source's history ring (history_size) by newer ones: no longer
   // available to `observe --last` or since/until, though every live subscriber got them.
   void HistoryEvicted(const std::string& source, uint64_t records);
+  // Events a sensor reported lost before sending them (LostEvent), by node, reason and probe.
+  void SensorLost(const std::string& host, const std::string& reason, const std::string& probe,
+                  uint64_t events);
   void Batch();
   void ProcessEvents(const std::string& event, const std::string& host, uint64_t count);
   void SetSensorsConnected(int64_t n);
@@ -75,6 +78,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& deduplicated_;
   prometheus::Family<prometheus::Counter>& dropped_;
   prometheus::Family<prometheus::Counter>& history_evicted_;
+  prometheus::Family<prometheus::Counter>& sensor_lost_;
   prometheus::Counter& batches_;
   prometheus::Family<prometheus::Counter>& process_events_;
   prometheus::Gauge& sensors_connected_;

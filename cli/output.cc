@@ -129,6 +129,11 @@ std::string LostLine(const v1::LostEvents& lost) {
     case v1::LostEvents::HISTORY_OVERWRITTEN:
       reason = "history overwritten";
       break;
+    case v1::LostEvents::SENSOR_DROPPED:
+      // The sensor lost events before they were records: say where and why.
+      return fmt::format("lost {} events on {} ({}{}{})", lost.count(), lost.host(),
+                         lost.sensor_reason(), lost.probe().empty() ? "" : " in probe ",
+                         lost.probe());
     default:
       reason = "reason unknown";
       break;

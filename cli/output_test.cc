@@ -75,6 +75,16 @@ TEST(LostLineTest, SaysHowManyAndWhy) {
   lost.set_source("process");
   lost.set_count(7);
   EXPECT_EQ(LostLine(lost), "lost 7 process records (history overwritten)");
+  lost.Clear();
+  lost.set_reason(v1::LostEvents::SENSOR_DROPPED);
+  lost.set_count(5);
+  lost.set_host("node-2");
+  lost.set_sensor_reason("ringbuf_full");
+  lost.set_probe("l7");
+  EXPECT_EQ(LostLine(lost), "lost 5 events on node-2 (ringbuf_full in probe l7)");
+  lost.clear_probe();
+  lost.set_sensor_reason("buffer_full");
+  EXPECT_EQ(LostLine(lost), "lost 5 events on node-2 (buffer_full)");
 }
 
 v1::StatusResponse SampleStatus() {

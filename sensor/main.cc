@@ -73,11 +73,13 @@ int main(int argc, char** argv) {
                config.trace_server);
 
   // The aggregator's Status API shows this node's counters as of the last status message.
-  const timespec status_interval{10, 0};
+  // Every second the losses since the last report are sent; every 10 s the status.
+  const timespec tick{1, 0};
   int sig = 0;
-  while (sig != SIGINT && sig != SIGTERM) {
-    sig = sigtimedwait(&signals, nullptr, &status_interval);
-    if (sig < 0) node.RefreshStatus();
+  for (int ticks = 1; sig != SIGINT && sig != SIGTERM; ++ticks) {
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig < 0) node.ReportLosses();
+    if (sig < 0 && ticks % 10 == 0) node.RefreshStatus();
     // Another process's SIGUSR1 is ignored: only the sensor's own comes with a reason.
     if (sig == SIGUSR1 && !node.limit_exit_reason().empty()) break;
   }

@@ -242,17 +242,42 @@ void Sensor::RefreshStatus() {
   if (transport_) transport_->StatusChanged();
 }
 
+void Sensor::ReportLosses() {
+  if (!transport_) return;
+  for (const Sample& sample : Samples()) {
+    if (sample.name != "nodescope_sensor_dropped_total") continue;
+    std::string reason, probe;
+    for (const auto& [key, value] : sample.labels) {
+      if (key == "reason") reason = value;
+      if (key == "probe") probe = value;
+    }
+    // Losses at stop happen after the last batch could be sent.
+    if (reason == "stopped" || reason == "unacked_at_stop") continue;
+    const auto total = static_cast<uint64_t>(sample.value);
+    uint64_t& reported = losses_reported_[{reason, probe}];
+    if (total <= reported) continue;
+    v1::Event event;
+    event.set_time_unix_nano(bpf::NowUnixNano());
+    v1::LostEvent* lost = event.mutable_lost();
+    lost->set_reason(reason);
+    lost->set_probe(probe);
+    lost->set_count(total - reported);
+    if (transport_->EmitIfRoom(std::move(event))) reported = total;
+  }
+}
+
 void Sensor::Stop(std::chrono::steady_clock::time_point deadline) {
   if (stopped_) return;
   stopped_ = true;
   http_.reset();    // first: no scrape may race with what follows
-  limits_.Stop();  // sheds or restores nothing while the plugins stop
+  limits_.Stop();   // sheds or restores nothing while the plugins stop
   netflow_.Stop();  // emits the last partial interval, so before the transport flush
   // After netflow, which looks translations up until its last report.
   conntrack_.Stop();
-  bash_.Stop();  // delivers the lines still queued, so before the transport flush
+  bash_.Stop();    // delivers the lines still queued, so before the transport flush
   kernel_.Stop();  // sends the last partial interval, so before the transport flush
   process_.Stop();
+  ReportLosses();  // the plugins' last drops, with the last batches
   if (replayer_) replayer_->Stop();
   if (transport_ && !transport_->Stop(deadline) &&
       transport_->Stats().dropped_unacked_at_stop > 0) {

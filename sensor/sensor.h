@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,10 @@ class Sensor {
   Status Start();
   // Sends the current status (probes, counters) to the aggregator, so its Status API is current.
   void RefreshStatus();
+  // Sends what was dropped (nodescope_sensor_dropped_total) since the last report as LostEvent
+  // events, which subscribers get as lost_events; a report that does not fit in the buffer is
+  // sent with the next. Called by main every second.
+  void ReportLosses();
   // Detaches every probe, then flushes what is buffered to the aggregator until `deadline`.
   void Stop(std::chrono::steady_clock::time_point deadline);
 
@@ -72,7 +77,7 @@ class Sensor {
   proc::UserResolver users_;
   proc::ProcessCache cache_;
   std::unique_ptr<Transport> transport_;
-  std::unique_ptr<SpoolReplayer> replayer_;  // what stopped sensors left in spool_dir
+  std::unique_ptr<SpoolReplayer> replayer_;          // what stopped sensors left in spool_dir
   std::unique_ptr<proc::ContainerSink> containers_;  // in front of transport_: plugins emit here
   process::ProcessPlugin process_;
   conntrack::ConntrackPlugin conntrack_;  // before netflow_, which looks translations up in it
@@ -82,6 +87,8 @@ class Sensor {
   limits::Monitor limits_;  // cpu_limit, mem_limit, net_limit: idle when none is set
   std::unique_ptr<http::HttpServer> http_;
   std::atomic<uint64_t> kept_capabilities_{0};  // set at the end of Start, read by scrapes
+  // (reason, probe) -> dropped events already sent as LostEvent (ReportLosses; main's thread).
+  std::map<std::pair<std::string, std::string>, uint64_t> losses_reported_;
   bool stopped_ = false;
 };
 

@@ -43,6 +43,23 @@ void Subscription::Offer(const RecordBatchPtr& batch, Metrics* metrics) {
   for (const auto& [source, n] : dropped) metrics->Dropped(source, kDropSlowSubscriber, n);
 }
 
+void Subscription::OfferLost(const v1::LostEvents& lost) {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    auto same = std::find_if(sensor_lost_.begin(), sensor_lost_.end(), [&](const auto& e) {
+      return e.host() == lost.host() && e.sensor_reason() == lost.sensor_reason() &&
+             e.probe() == lost.probe();
+    });
+    if (same != sensor_lost_.end()) {
+      same->set_count(same->count() + lost.count());
+    } else {
+      sensor_lost_.push_back(lost);
+    }
+  }
+  cv_.notify_one();
+}
+
 void Subscription::Close() {
   {
     std::lock_guard lock(mu_);
@@ -52,10 +69,18 @@ void Subscription::Close() {
 }
 
 bool Subscription::Next(std::chrono::milliseconds wait, std::vector<LiveItem>* items,
-                        std::map<std::string, uint64_t>* lost) {
+                        std::map<std::string, uint64_t>* lost,
+                        std::vector<v1::LostEvents>* sensor_lost) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, wait, [this] { return !queue_.empty() || !lost_.empty() || closed_; });
-  const bool had_something = !queue_.empty() || !lost_.empty();
+  cv_.wait_for(lock, wait, [&] {
+    return !queue_.empty() || !lost_.empty() || (sensor_lost && !sensor_lost_.empty()) || closed_;
+  });
+  bool had_something = !queue_.empty() || !lost_.empty();
+  if (sensor_lost != nullptr) {
+    had_something = had_something || !sensor_lost_.empty();
+    for (v1::LostEvents& e : sensor_lost_) sensor_lost->push_back(std::move(e));
+    sensor_lost_.clear();
+  }
   for (LiveItem& item : queue_) items->push_back(std::move(item));
   queue_.clear();
   queued_records_ = 0;
@@ -100,6 +125,11 @@ void Hub::Publish(const RecordBatchPtr& batch) {
     begin = end;
   }
   for (Subscription* s : subscriptions_) s->Offer(batch, metrics_);
+}
+
+void Hub::SensorLost(const v1::LostEvents& lost) {
+  std::lock_guard lock(mu_);
+  for (Subscription* s : subscriptions_) s->OfferLost(lost);
 }
 
 void Hub::SelectHistory(const HistoryRing& ring, const std::string& source, const Query& query,

@@ -53,14 +53,17 @@ class Subscription {
   const std::vector<v1::LostEvents>& history_lost() const { return history_lost_; }
 
   // Waits up to `wait` for live records and moves them (and the per-source counts of records
-  // dropped because the queue was full) out. False once the hub is closed and nothing is left.
+  // dropped because the queue was full, and the sensors' losses when `sensor_lost`) out. False
+  // once the hub is closed and nothing is left.
   bool Next(std::chrono::milliseconds wait, std::vector<LiveItem>* items,
-            std::map<std::string, uint64_t>* lost);
+            std::map<std::string, uint64_t>* lost,
+            std::vector<v1::LostEvents>* sensor_lost = nullptr);
 
  private:
   friend class Hub;
   // Called by the hub, under its lock, for each published batch.
   void Offer(const RecordBatchPtr& batch, Metrics* metrics);
+  void OfferLost(const v1::LostEvents& lost);
   void Close();
 
   Hub* const hub_;
@@ -75,6 +78,8 @@ class Subscription {
   std::deque<LiveItem> queue_;
   size_t queued_records_ = 0;
   std::map<std::string, uint64_t> lost_;
+  // Sensors' losses not yet sent, one entry per host, reason and probe (so bounded by them).
+  std::vector<v1::LostEvents> sensor_lost_;
   bool closed_ = false;
 };
 
@@ -89,6 +94,9 @@ class Hub {
   ~Hub();
 
   void Publish(const RecordBatchPtr& batch);
+  // A sensor lost events (LostEvents SENSOR_DROPPED): told to every live subscription, whatever
+  // its filters, since nobody can tell which records they would have been.
+  void SensorLost(const v1::LostEvents& lost);
 
   // Selects the history the request asks for (`last` newest per source, or all since `since`,
   // within the query's window and filters) and, with `follow`, registers for live records.

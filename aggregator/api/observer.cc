@@ -179,10 +179,13 @@ grpc::Status ObserverService::Subscribe(grpc::ServerContext* context,
   const int64_t until = request->until_unix_nano();
   std::vector<LiveItem> items;
   std::map<std::string, uint64_t> lost;
+  std::vector<v1::LostEvents> sensor_lost;
   while (!context->IsCancelled()) {
     items.clear();
     lost.clear();
-    bool open = subscription->Next(std::chrono::milliseconds(200), &items, &lost);
+    sensor_lost.clear();
+    bool open = subscription->Next(std::chrono::milliseconds(200), &items, &lost, &sensor_lost);
+    for (v1::LostEvents& event : sensor_lost) out.Lost(std::move(event));
     for (const auto& [source, count] : lost) {
       v1::LostEvents event;
       event.set_reason(v1::LostEvents::SLOW_SUBSCRIBER);

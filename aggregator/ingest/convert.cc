@@ -110,7 +110,8 @@ void WriteK8sFlowTags(const E& event, const FlowTuple& tuple, int64_t time,
   if (context.metadata == nullptr) return;
   const enrich::MetadataSource& m = *context.metadata;
   enrich::K8sNames src;
-  if (event.has_container()) src = m.ByContainer(event.container().id(), event.container().pod_uid());
+  if (event.has_container())
+    src = m.ByContainer(event.container().id(), event.container().pod_uid());
   if (src.empty()) src = m.ByIp(tuple.src, time);
   enrich::K8sNames dst = m.ByIp(tuple.dst, time);
   if constexpr (requires { event.dst_nat_ip(); }) {
@@ -188,6 +189,7 @@ std::string_view SourceOf(const v1::Event& event) {
     case v1::Event::kBash:
       return kBashSource;
     case v1::Event::kKernel:  // not a record: KernelMetrics
+    case v1::Event::kLost:    // not a record: lost_events to subscribers
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }
@@ -393,6 +395,7 @@ bool ConvertEvent(const v1::Event& event, const BatchContext& context, RecordBat
     case v1::Event::kBash:
       return ConvertBash(event.bash(), event.time_unix_nano(), context, out);
     case v1::Event::kKernel:  // not a record: KernelMetrics
+    case v1::Event::kLost:    // not a record: lost_events to subscribers
     case v1::Event::PAYLOAD_NOT_SET:
       break;
   }

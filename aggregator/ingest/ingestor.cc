@@ -23,6 +23,32 @@ Ingestor::Ingestor(SeqStore* seqs, api::Hub* hub, sinks::SinkSet* sinks, SensorR
       kernel_metrics_(kernel_metrics),
       metadata_(metadata) {}
 
+namespace {
+// Reasons and probes are short lower-case words; anything else from the wire is one label value,
+// so a broken or hostile sensor cannot grow the label sets.
+std::string LabelWord(const std::string& s) {
+  if (s.size() > 32) return "invalid";
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return "invalid";
+  }
+  return s;
+}
+}  // namespace
+
+void Ingestor::SensorLost(const std::string& node, const v1::LostEvent& lost) {
+  if (lost.count() == 0) return;
+  const std::string reason = lost.reason().empty() ? "invalid" : LabelWord(lost.reason());
+  const std::string probe = LabelWord(lost.probe());
+  metrics_->SensorLost(node, reason, probe, lost.count());
+  v1::LostEvents event;
+  event.set_reason(v1::LostEvents::SENSOR_DROPPED);
+  event.set_count(lost.count());
+  event.set_host(node);
+  event.set_sensor_reason(reason);
+  event.set_probe(probe);
+  hub_->SensorLost(event);
+}
+
 Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& instance,
                                    int64_t now) {
   metrics_->Batch();
@@ -30,7 +56,8 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
   if (batch.seq() <= guard.last()) {
     std::map<std::string_view, uint64_t> by_source;
     for (const v1::Event& event : batch.events()) {
-      if (event.has_kernel()) continue;  // no record: not in the records_* counters either
+      // No record: not in the records_* counters either.
+      if (event.has_kernel() || event.has_lost()) continue;
       std::string_view source = SourceOf(event);
       ++by_source[source.empty() ? std::string_view("unknown") : source];
     }
@@ -47,6 +74,10 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
     if (event.has_kernel()) {
       // Deltas: applied once per committed batch (a resent one returned above).
       if (kernel_metrics_ != nullptr) kernel_metrics_->Observe(batch.node(), event.kernel());
+      continue;
+    }
+    if (event.has_lost()) {
+      SensorLost(batch.node(), event.lost());
       continue;
     }
     if (!ConvertEvent(event, context, records.get())) {
@@ -71,6 +102,7 @@ Ingestor::Outcome Ingestor::Commit(const v1::Batch& batch, const std::string& in
       case v1::Event::kConntrack:  // records only
         break;
       case v1::Event::kKernel:  // handled above
+      case v1::Event::kLost:
         break;
       case v1::Event::PAYLOAD_NOT_SET:
         break;

@@ -37,6 +37,8 @@ class Ingestor {
   Outcome Commit(const v1::Batch& batch, const std::string& instance, int64_t now);
 
  private:
+  // A LostEvent of a committed batch: counted, and told to the live subscribers.
+  void SensorLost(const std::string& node, const v1::LostEvent& lost);
   RecordBatchPool pool_;
   SeqStore* seqs_;
   api::Hub* hub_;

@@ -50,6 +50,7 @@ void ContainerSink::Emit(v1::Event event) {
         break;
       }
       case v1::Event::kConntrack:  // a network namespace's table: no process, no cgroup
+      case v1::Event::kLost:       // the sensor's own counts
       case v1::Event::PAYLOAD_NOT_SET:
         break;
     }

@@ -73,7 +73,8 @@ Result<std::unique_ptr<Transport>> Transport::Create(TransportOptions options, S
     if (!opened.ok()) return opened;
   }
   transport->sender_ = std::thread(&Transport::SenderLoop, transport.get());
-  if (transport->spool_) transport->spiller_ = std::thread(&Transport::SpillerLoop, transport.get());
+  if (transport->spool_)
+    transport->spiller_ = std::thread(&Transport::SpillerLoop, transport.get());
   return transport;
 }
 
@@ -172,7 +173,11 @@ v1::SensorMessage Transport::StatusMessage() const {
   return message;
 }
 
-void Transport::Emit(v1::Event event) {
+void Transport::Emit(v1::Event event) { Append(event, true); }
+
+bool Transport::EmitIfRoom(v1::Event event) { return Append(event, false); }
+
+bool Transport::Append(const v1::Event& event, bool count_drop) {
   // Serialized before taking the lock, so concurrent emitters only contend for the append.
   thread_local std::string framed;
   const size_t size = event.ByteSizeLong();
@@ -185,16 +190,20 @@ void Transport::Emit(v1::Event event) {
   framed.resize(out - reinterpret_cast<uint8_t*>(framed.data()));
 
   std::lock_guard lock(mu_);
-  ++stats_.events_in;
   if (stopping_) {
+    if (!count_drop) return false;
+    ++stats_.events_in;
     ++stats_.dropped_stopped;
-    return;
+    return false;
   }
   // Dropping here, before the event joins a batch, keeps sequence numbers free of gaps.
   if (stats_.buffered_events >= options_.buffer_size) {
+    if (!count_drop) return false;
+    ++stats_.events_in;
     ++(spool_blocked_ ? stats_.dropped_spool_full : stats_.dropped_buffer_full);
-    return;
+    return false;
   }
+  ++stats_.events_in;
   // No wake-up for a batch's first event: the sender never sleeps longer than batch_interval,
   // so it wakes in time for this batch's deadline on its own (one futex wake per batch saved).
   if (open_events_++ == 0) open_since_ = Clock::now();
@@ -204,6 +213,7 @@ void Transport::Emit(v1::Event event) {
     CloseOpenLocked();
     wake_sender_.notify_one();
   }
+  return true;
 }
 
 void Transport::CloseOpenLocked() {

@@ -69,7 +69,7 @@ struct TransportOptions {
   // TLS to the aggregator (tls_ca, tls_cert, tls_key, tls_server_name); empty: plaintext.
   tls::ChannelSecurity security;
 
-  std::string spool_dir;                // empty: no spool, memory only
+  std::string spool_dir;                      // empty: no spool, memory only
   uint64_t spool_size = uint64_t(256) << 20;  // bytes the spool may hold on disk
 };
 
@@ -110,6 +110,9 @@ class Transport : public EventSink {
   ~Transport() override;  // Stop(now) if Stop() was not called
 
   void Emit(v1::Event event) override;
+  // Emit, but an event that does not fit is neither taken nor counted as dropped: false. For the
+  // sensor's reports of its own losses, which it sends again later.
+  bool EmitIfRoom(v1::Event event);
 
   // Closes the open batch and waits until every batch closed so far is acknowledged or the
   // deadline passes. True when everything was acknowledged.
@@ -162,6 +165,8 @@ class Transport : public EventSink {
   void SpoolRemainingAtStop();
 
   void CloseOpenLocked();
+  // Emit and EmitIfRoom: false when the event was not taken (counted when `count_drop`).
+  bool Append(const v1::Event& event, bool count_drop);
   void SenderLoop();
   bool Connect();
   void Teardown(bool graceful);
@@ -194,12 +199,12 @@ class Transport : public EventSink {
   // Without a spool, unlimited (Emit() enforces buffer_size); with one, half of buffer_size:
   // closed batches beyond it go to disk.
   size_t memory_high_ = SIZE_MAX;
-  bool spool_blocked_ = false;     // the spool refused a batch; retried once space is freed
-  size_t spool_unloaded_ = 0;      // batches on disk (or being written) not read back yet
+  bool spool_blocked_ = false;  // the spool refused a batch; retried once space is freed
+  size_t spool_unloaded_ = 0;   // batches on disk (or being written) not read back yet
   std::condition_variable wake_spiller_;
   bool spool_full_warned_ = false;
   uint64_t released_through_ = 0;  // spool files up to this seq are deleted
-  uint64_t next_send_seq_ = 1;   // on the current stream
+  uint64_t next_send_seq_ = 1;     // on the current stream
   uint64_t max_sent_seq_ = 0;
   bool status_dirty_ = false;
   bool stopping_ = false;  // no new events

@@ -213,6 +213,10 @@ TEST(TransportTest, FullBufferDropsExactlyTheOverflowWithoutSeqGaps) {
   EXPECT_EQ(stats.buffered_events, 1000u);
   EXPECT_EQ(stats.batches_closed, 10u);
   EXPECT_EQ(stats.Dropped().at("buffer_full"), 500u);
+  // A loss report that does not fit is refused, not counted: the sensor sends it again later.
+  EXPECT_FALSE(transport->EmitIfRoom(MakeEvent(99999)));
+  EXPECT_EQ(transport->Stats().dropped_buffer_full, 500u);
+  EXPECT_EQ(transport->Stats().events_in, 1500u);
 
   int same_port = port;
   auto server = StartServer(&service, &same_port);

@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.h"
@@ -33,7 +35,8 @@ class SpoolTest : public ::testing::Test {
 
   // The aggregator at `ip` (loopback or a namespace's address), with state_dir so batches
   // committed just before a stop are recognised when resent.
-  void WriteAggregatorConfig(const std::string& ip, int grpc_port, int http_port) {
+  void WriteAggregatorConfig(const std::string& ip, int grpc_port, int http_port,
+                             bool spool = true) {
     agg_ip_ = ip;
     agg_http_ = http_port;
     dir_.Write("aggregator.yaml", "listen: " + ip + ":" + std::to_string(grpc_port) +
@@ -43,9 +46,9 @@ class SpoolTest : public ::testing::Test {
     dir_.Write("sensor.yaml", "trace_server: " + ip + ":" + std::to_string(grpc_port) +
                                   "\npprof_port: " + std::to_string(sensor_port_) +
                                   "\nhostname: spool-node\nenabled_plugins: []\n"
-                                  "batch_size: 20\nbatch_interval: 50ms\nbuffer_size: 100\n"
-                                  "spool_dir: " +
-                                  dir_.File("spool") + "\nspool_size: 16\n");
+                                  "batch_size: 20\nbatch_interval: 50ms\nbuffer_size: 100\n" +
+                                  (spool ? "spool_dir: " + dir_.File("spool") + "\nspool_size: 16\n"
+                                         : std::string()));
   }
 
   std::unique_ptr<Subprocess> StartAggregator(const Netns* ns = nullptr) {
@@ -213,6 +216,88 @@ TEST_F(SpoolTest, SensorRestartReplaysWhatItSpooledAtStop) {
   EXPECT_NE(sensor->Log().find("replayed"), std::string::npos) << sensor->Log();
   EXPECT_EQ(sensor->Stop(SIGTERM, 20s), 0);
   EXPECT_TRUE(std::filesystem::is_empty(dir_.File("spool")));
+  aggregator->Stop(SIGTERM);
+}
+
+// Without a spool, an outage longer than buffer_size drops events. The sensor counts them and
+// then tells the aggregator (LostEvent in a batch), whose follower gets them as lost_events:
+// what the sensor dropped = what the subscriber was told = nodescope_sensor_lost_total, and
+// every exec not delivered is among them.
+TEST_F(SpoolTest, DropsWithoutASpoolAreToldToSubscribers) {
+  auto pair = NetnsPair::Create(NetnsPair::Mode::kNamespaceAndRoot);
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  const Netns& host = (*pair)->ns(NetnsPair::Side::kA);
+  constexpr int kGrpcPort = 9970;
+  const std::string ip = (*pair)->a().ipv4;
+  WriteAggregatorConfig(ip, kGrpcPort, 9971, /*spool=*/false);
+  auto aggregator = StartAggregator(&host);
+  auto sensor = StartConnectedSensor();
+  ASSERT_FALSE(HasFailure());
+  // The follower runs on the aggregator's host, over its loopback: the cut below spares it.
+  Subprocess observer(host.Exec({BinDir() + "/nodescope", "observe", "--server",
+                                 ip + ":" + std::to_string(kGrpcPort), "--follow", "--source",
+                                 "process", "-o", "json"}),
+                      dir_.File("observer.log"));
+  auto aggregator_metric = [&](const std::string& series) {
+    return MetricValue(HttpGet(ip, agg_http_, "/metrics"), series);
+  };
+  ASSERT_TRUE(WaitFor([&] { return aggregator_metric("nodescope_subscribers") == 1.0; }, 20s))
+      << observer.Log();
+
+  // Cut the sensor's stream only: what comes in or goes out over the veth on the port.
+  const std::string veth = (*pair)->a().veth;
+  auto nft = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "nft");
+    Status s = test::Run(host.Exec(args));
+    ASSERT_TRUE(s.ok()) << s.message();
+  };
+  nft({"add", "table", "inet", "nscut"});
+  nft({"add", "chain", "inet", "nscut", "in", "{ type filter hook input priority 0; }"});
+  nft({"add", "chain", "inet", "nscut", "out", "{ type filter hook output priority 0; }"});
+  nft({"add", "rule", "inet", "nscut", "in", "iifname", veth, "tcp", "dport",
+       std::to_string(kGrpcPort), "drop"});
+  nft({"add", "rule", "inet", "nscut", "out", "oifname", veth, "tcp", "sport",
+       std::to_string(kGrpcPort), "drop"});
+  Generate(600);
+  const std::string buffer_full = "nodescope_sensor_dropped_total{reason=\"buffer_full\"}";
+  ASSERT_TRUE(WaitFor([&] { return SensorMetric(buffer_full) > 0; }, 20s)) << sensor->Log();
+  nft({"delete", "table", "inet", "nscut"});
+
+  // What the follower printed on stderr: "lost N events on spool-node (buffer_full)".
+  auto told = [&] {
+    double sum = 0;
+    std::istringstream in(observer.Log());
+    for (std::string line; std::getline(in, line);) {
+      long n = 0;
+      char rest[64] = {};
+      if (std::sscanf(line.c_str(), "lost %ld events on spool-node (%63[^)])", &n, rest) == 2 &&
+          std::string(rest) == "buffer_full") {
+        sum += static_cast<double>(n);
+      }
+    }
+    return sum;
+  };
+  // Drops go on until the buffer has room again (the nft above and other execs of the machine
+  // are events too): the three counts must meet once the sensor has caught up.
+  const std::string lost_series =
+      "nodescope_sensor_lost_total{host=\"spool-node\",probe=\"\",reason=\"buffer_full\"}";
+  double dropped = -1;
+  auto agree = [&] {
+    dropped = SensorMetric(buffer_full);
+    return told() == dropped && aggregator_metric(lost_series) == dropped;
+  };
+  EXPECT_TRUE(WaitFor(agree, 30s))
+      << "sensor dropped " << SensorMetric(buffer_full) << ", subscriber told " << told()
+      << ", aggregator counted " << aggregator_metric(lost_series) << "\n"
+      << observer.Log();
+  std::this_thread::sleep_for(1500ms);  // settled: nothing more is dropped or told
+  EXPECT_TRUE(agree()) << told() << " " << dropped;
+  // Every exec is delivered or among the events counted lost (an exec's or an exit's).
+  const size_t delivered = Delivered().size();
+  EXPECT_LT(delivered, pids_.size());
+  EXPECT_GE(static_cast<double>(delivered) + dropped, static_cast<double>(pids_.size()));
+  observer.Stop(SIGTERM);
+  EXPECT_EQ(sensor->Stop(SIGTERM, 20s), 0);
   aggregator->Stop(SIGTERM);
 }
 
