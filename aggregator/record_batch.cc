@@ -115,6 +115,9 @@ void RecordBatch::AppendFrom(const RecordBatch& from, size_t begin, size_t end) 
 }
 
 void RecordBatch::Clear() {
+  // A batch is reused for batches of any size; one that held a large batch would keep its
+  // buffer through every later use, also while a history ring holds it for a few records.
+  if (wire_.capacity() > kMaxKeptWireBytes) wire_ = WireBuffer();
   wire_.clear();
   offsets_.resize(1);
   times_.clear();
@@ -133,6 +136,12 @@ void RecordBatch::Materialize() const {
     // rule out byte by byte. The record is then left partial rather than aborting ingest.
     records_.Mutable(static_cast<int>(i))
         ->ParseFromArray(body.data(), static_cast<int>(body.size()));
+  }
+  // Parsed records beyond this use are not kept: a batch held in history for a few records
+  // would otherwise keep every record object of its largest earlier use (nobody reads them:
+  // records() ends at size_).
+  if (static_cast<size_t>(records_.size()) > size_) {
+    records_.DeleteSubrange(static_cast<int>(size_), records_.size() - static_cast<int>(size_));
   }
   parsed_.store(true, std::memory_order_release);
 }

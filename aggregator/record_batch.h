@@ -44,6 +44,7 @@ class WireBuffer {
     return {reinterpret_cast<const char*>(data_.get()) + offset, length};
   }
   size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
   void clear() { size_ = 0; }
 
  private:
@@ -88,6 +89,9 @@ class RecordBatch {
   // Records a new frame ending at the current end of wire_.
   void Append(std::string_view source, int64_t time);
   void Materialize() const;
+
+  // Wire buffers larger than this are freed on Clear rather than kept for the next use.
+  static constexpr size_t kMaxKeptWireBytes = 32 << 10;
 
   WireBuffer wire_;
   std::vector<uint32_t> offsets_ = {0};  // frame i is [offsets_[i], offsets_[i + 1])
