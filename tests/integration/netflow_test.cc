@@ -254,6 +254,21 @@ TEST_F(Netflow, NamespacesOverIpv4AndIpv6) {
   }
 }
 
+// An unconnected UDP socket on 127.0.0.1 and a port the kernel picked (in *addr); -1 on failure.
+int UdpServer(sockaddr_in* addr) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(*addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // Connected UDP sockets in this process: 7 x 1000 bytes one way, 5 x 1500 back.
 TEST_F(Netflow, UdpBytesAreExactBothWays) {
   StartSensor();
@@ -317,13 +332,9 @@ TEST_F(Netflow, UdpBytesAreExactBothWays) {
 // records then, not vanish. Also every socket that lived between two walks must be counted.
 TEST_F(Netflow, ShortLivedUdpSocketsAreExact) {
   StartSensor();
-  int server = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int server = UdpServer(&addr);
+  ASSERT_GE(server, 0);
   const std::string server_port = std::to_string(ntohs(addr.sin_port));
   constexpr int kQueries = 2000;
   char buf[512] = {};
@@ -364,13 +375,9 @@ TEST_F(Netflow, UnconnectedUdpServerIsSplitPerPeer) {
   StartSensor();
   ASSERT_EQ(stack_.sensor->Log().find("not split per peer"), std::string::npos)
       << stack_.sensor->Log();
-  int server = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int server = UdpServer(&addr);
+  ASSERT_GE(server, 0);
   const std::string server_port = std::to_string(ntohs(addr.sin_port));
   char buf[4096] = {};
   const std::map<std::string, int> sizes = {{"127.0.0.2", 300}, {"127.0.0.3", 500}};

@@ -82,6 +82,24 @@ class SpoolTest : public ::testing::Test {
   double SensorMetric(const std::string& series) {
     return MetricValue(HttpGet(sensor_port_, "/metrics"), series);
   }
+  // Cuts what comes in over `veth` to `port` and goes out over it from `port` on `host`
+  // (nftables), until Heal. The namespace's deletion removes the rules too.
+  static Status Cut(const Netns& host, const std::string& veth, int port) {
+    const std::string p = std::to_string(port);
+    for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+             {"add", "table", "inet", "nscut"},
+             {"add", "chain", "inet", "nscut", "in", "{ type filter hook input priority 0; }"},
+             {"add", "chain", "inet", "nscut", "out", "{ type filter hook output priority 0; }"},
+             {"add", "rule", "inet", "nscut", "in", "iifname", veth, "tcp", "dport", p, "drop"},
+             {"add", "rule", "inet", "nscut", "out", "oifname", veth, "tcp", "sport", p, "drop"}}) {
+      args.insert(args.begin(), "nft");
+      if (Status s = test::Run(host.Exec(args)); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  static Status Heal(const Netns& host) {
+    return test::Run(host.Exec({"nft", "delete", "table", "inet", "nscut"}));
+  }
   // Every drop the sensor counted, whatever the reason.
   double SensorDrops() {
     return MetricSum(HttpGet(sensor_port_, "/metrics"), "nodescope_sensor_dropped_total");
@@ -152,24 +170,15 @@ TEST_F(SpoolTest, NetworkCutLosesNothing) {
   Generate(100);
   ASSERT_TRUE(WaitFor([&] { return Delivered().size() == pids_.size(); }, 30s));
 
-  // Cut: the aggregator's host neither receives nor sends anything on the stream's port.
-  auto nft = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), "nft");
-    Status s = test::Run(host.Exec(args));
-    ASSERT_TRUE(s.ok()) << s.message();
-  };
-  nft({"add", "table", "inet", "nscut"});
-  nft({"add", "chain", "inet", "nscut", "in", "{ type filter hook input priority 0; }"});
-  nft({"add", "chain", "inet", "nscut", "out", "{ type filter hook output priority 0; }"});
-  nft({"add", "rule", "inet", "nscut", "in", "tcp", "dport", std::to_string(kGrpcPort), "drop"});
-  nft({"add", "rule", "inet", "nscut", "out", "tcp", "sport", std::to_string(kGrpcPort), "drop"});
+  // Cut: the aggregator's host neither receives nor sends anything on the port over the veth.
+  ASSERT_TRUE(Cut(host, (*pair)->a().veth, kGrpcPort).ok());
   const size_t before = Delivered().size();
   Generate(600);
   ASSERT_TRUE(WaitFor([&] { return SensorMetric("nodescope_sensor_spooled_events") > 100; }, 20s))
       << "the cut did not reach the spool\n"
       << sensor->Log();
   EXPECT_EQ(Delivered().size(), before) << "records crossed a cut network";
-  nft({"delete", "table", "inet", "nscut"});
+  ASSERT_TRUE(Heal(host).ok());
 
   Generate(100);
   ExpectEveryExecOnce(*sensor);
@@ -244,24 +253,12 @@ TEST_F(SpoolTest, DropsWithoutASpoolAreToldToSubscribers) {
   ASSERT_TRUE(WaitFor([&] { return aggregator_metric("nodescope_subscribers") == 1.0; }, 20s))
       << observer.Log();
 
-  // Cut the sensor's stream only: what comes in or goes out over the veth on the port.
-  const std::string veth = (*pair)->a().veth;
-  auto nft = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), "nft");
-    Status s = test::Run(host.Exec(args));
-    ASSERT_TRUE(s.ok()) << s.message();
-  };
-  nft({"add", "table", "inet", "nscut"});
-  nft({"add", "chain", "inet", "nscut", "in", "{ type filter hook input priority 0; }"});
-  nft({"add", "chain", "inet", "nscut", "out", "{ type filter hook output priority 0; }"});
-  nft({"add", "rule", "inet", "nscut", "in", "iifname", veth, "tcp", "dport",
-       std::to_string(kGrpcPort), "drop"});
-  nft({"add", "rule", "inet", "nscut", "out", "oifname", veth, "tcp", "sport",
-       std::to_string(kGrpcPort), "drop"});
+  // Cut the sensor's stream only: the follower's stream to the same port is on loopback.
+  ASSERT_TRUE(Cut(host, (*pair)->a().veth, kGrpcPort).ok());
   Generate(600);
   const std::string buffer_full = "nodescope_sensor_dropped_total{reason=\"buffer_full\"}";
   ASSERT_TRUE(WaitFor([&] { return SensorMetric(buffer_full) > 0; }, 20s)) << sensor->Log();
-  nft({"delete", "table", "inet", "nscut"});
+  ASSERT_TRUE(Heal(host).ok());
 
   // What the follower printed on stderr: "lost N events on spool-node (buffer_full)".
   auto told = [&] {
