@@ -18,7 +18,10 @@
 namespace nodescope::sensor {
 namespace {
 
-constexpr char kMagic[8] = {'N', 'S', 'S', 'P', 'O', 'O', 'L', '1'};
+// Version 2: the CRC-32 covers the header's magic, seq and event count too, so a damaged count
+// is found like a damaged message (version 1 files read as "not a spooled batch").
+constexpr char kMagic[8] = {'N', 'S', 'S', 'P', 'O', 'O', 'L', '2'};
+constexpr size_t kCheckedHeader = 20;  // magic, seq, events: what the CRC covers before the message
 constexpr char kSuffix[] = ".batch";
 constexpr char kLockFile[] = ".lock";
 // Instance ids are ours (hex) or an operator's `instance`; anything else is not a spool.
@@ -55,7 +58,9 @@ uint64_t SeqOfFileName(std::string_view name) {
   uint64_t seq = 0;
   for (char c : name.substr(0, 20)) {
     if (c < '0' || c > '9') return 0;
-    seq = seq * 10 + uint64_t(c - '0');
+    const uint64_t digit = uint64_t(c - '0');
+    if (seq > (UINT64_MAX - digit) / 10) return 0;  // above 2^64 - 1: not a name we write
+    seq = seq * 10 + digit;
   }
   return seq;
 }
@@ -178,11 +183,7 @@ Status Spool::Index() {
 
 Status Spool::Append(uint64_t seq, size_t events, const std::vector<std::string_view>& pieces) {
   uint64_t size = kHeaderSize;
-  uint32_t crc = Crc(0, {});
-  for (std::string_view piece : pieces) {
-    size += piece.size();
-    crc = Crc(crc, piece);
-  }
+  for (std::string_view piece : pieces) size += piece.size();
   if (bytes_ + size > max_bytes_) {
     return Status::Error(
         fmt::format("spool {} is full ({} of {} bytes)", path_, bytes_, max_bytes_));
@@ -191,6 +192,8 @@ Status Spool::Append(uint64_t seq, size_t events, const std::vector<std::string_
   std::memcpy(header, kMagic, sizeof(kMagic));
   PutLe(header + 8, seq, 8);
   PutLe(header + 16, events, 4);
+  uint32_t crc = Crc(Crc(0, {}), std::string_view(header, kCheckedHeader));
+  for (std::string_view piece : pieces) crc = Crc(crc, piece);
   PutLe(header + 20, crc, 4);
   std::vector<iovec> iov;
   iov.push_back({header, kHeaderSize});
@@ -254,7 +257,8 @@ std::optional<Spool::Loaded> Spool::Load() {
     message.resize(file.bytes - kHeaderSize);
     if (!ReadAll(fd, message.data(), message.size())) {
       out.error = fmt::format("spool: {} is shorter than when it was written", path);
-    } else if (Crc(Crc(0, {}), message) != GetLe(header + 20, 4)) {
+    } else if (Crc(Crc(Crc(0, {}), std::string_view(header, kCheckedHeader)), message) !=
+               GetLe(header + 20, 4)) {
       out.error = fmt::format("spool: {} is damaged (checksum mismatch)", path);
     }
   }

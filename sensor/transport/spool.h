@@ -3,8 +3,8 @@
 // sensor stops, kept in `spool_dir/<instance>/` as one file per batch, named by sequence number.
 //
 // A file is the batch's encoded SensorMessage (node, instance, seq and events: exactly the bytes
-// that go on the wire) behind a 24-byte header: magic, seq, event count and a CRC-32 of the
-// message. Files are written under a temporary name and renamed, so a crash leaves either the
+// that go on the wire) behind a 24-byte header: magic, seq, event count and a CRC-32 of those and
+// the message. Files are written under a temporary name and renamed, so a crash leaves either the
 // whole file or none. The directory is held with an flock while its Spool is open: a second
 // sensor cannot take it, and a directory nobody holds belongs to a sensor that has stopped, whose
 // batches the next sensor replays under that sensor's instance (so the aggregator's duplicate

@@ -122,6 +122,40 @@ TEST(SpoolTest, DamagedFileIsReportedWithItsEventsAndRemoved) {
   EXPECT_EQ(good->batch->message, "payload-two");
 }
 
+// The checksum covers the header's event count too: a damaged count is not taken for true.
+TEST(SpoolTest, DamagedEventCountIsFound) {
+  test::TempDir dir;
+  auto spool = MustOpen(dir.path(), "c");
+  ASSERT_TRUE(spool->Append(1, 9, {"payload"}).ok());
+  spool.reset();
+  const std::string path = dir.path() + "/c/" + Spool::FileName(1);
+  const int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "\x07", 1, 16), 1);  // the count's low byte: 9 -> 7
+  close(fd);
+  spool = MustOpen(dir.path(), "c");
+  auto loaded = spool->Load();
+  ASSERT_TRUE(loaded);
+  EXPECT_FALSE(loaded->batch);
+  EXPECT_NE(loaded->error.find("checksum"), std::string::npos) << loaded->error;
+}
+
+// 20 digits can name more than 2^64 - 1: such a file is not one of ours, and is left alone.
+TEST(SpoolTest, FileNamesBeyondTheSeqRangeAreNotBatches) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/n");
+  std::ofstream(dir.path() + "/n/99999999999999999999.batch") << "not ours";
+  std::ofstream(dir.path() + "/n/18446744073709551615.batch") << "seq 2^64 - 1: a batch name";
+  auto spool = MustOpen(dir.path(), "n");
+  EXPECT_TRUE(spool->Contains(UINT64_MAX));
+  auto loaded = spool->Load();
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->lost_seq, UINT64_MAX);  // not a spooled batch: reported lost
+  EXPECT_FALSE(spool->Load());
+  spool.reset();
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/n/99999999999999999999.batch"));
+}
+
 TEST(SpoolTest, RejectsInstanceNamesThatAreNotDirectoryNames) {
   test::TempDir dir;
   for (const char* bad : {"", "../x", "a/b", ".hidden"}) {
