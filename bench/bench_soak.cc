@@ -7,9 +7,10 @@
 // (dnsflow records, domain cache churn); every fifth second wrk for one second on 4 connections
 // (httpflow at volume). The sensor runs ebpf-net (httpflow, dnsflow) and ebpf-kernel with a spool;
 // the aggregator writes every record to a jsonl sink (/dev/null) and one `nodescope observe
-// --follow` subscriber reads them all. Its history holds 2,048 records per source (default
-// 65,536), so the ring is full within the warm-up at this rate and what is measured after it is
-// growth beyond the configured bounds.
+// --follow` subscriber reads them all. Its history holds 256 records per source (default
+// 65,536), so that every ring is full within the warm-up at this rate (dnsflow, the slowest
+// source, makes about 80 records a minute) and what is measured after it is growth beyond the
+// configured bounds.
 //
 // Every 10 s it samples both processes' VmRSS and the aggregator's record counters. Printed: a
 // line every 30 s, then for each process its RSS at the end of warm-up (median of the minute
@@ -17,7 +18,7 @@
 // the same process's own warm figure in this run) and the peak; and what was ingested and dropped.
 // Never fails on the figures; exit 1 when something does not start.
 //
-//   build/bin/bench_soak [--minutes 10] [--warmup 2]     (as root; needs nginx, dnsmasq, dig, wrk)
+//   build/bin/bench_soak [--minutes 10] [--warmup 4]     (as root; needs nginx, dnsmasq, dig, wrk)
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -116,7 +117,7 @@ int Run(int minutes, int warmup) {
   dir.Write(
       "aggregator.yaml",
       fmt::format("listen: 127.0.0.1:{}\nhttp_listen: 127.0.0.1:{}\nsinks: [\"jsonl:/dev/null\"]\n"
-                  "history_size: 2048\n",
+                  "history_size: 256\n",
                   grpc_port, http_port));
   dir.Write("sensor.yaml",
             fmt::format("trace_server: 127.0.0.1:{}\npprof_port: {}\nhostname: soak\n"
@@ -234,7 +235,7 @@ int Run(int minutes, int warmup) {
 int main(int argc, char** argv) {
   CLI::App app{"nodescope soak: RSS of sensor and aggregator under sustained mixed traffic"};
   int minutes = 10;
-  int warmup = 2;
+  int warmup = 4;
   app.add_option("--minutes", minutes, "length of the run")->check(CLI::Range(3, 240));
   app.add_option("--warmup", warmup, "minutes before the warm figure")->check(CLI::Range(1, 60));
   CLI11_PARSE(app, argc, argv);
