@@ -199,6 +199,11 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		fresh.direction = NS_CONN_DIR_OUTGOING;
 		read_tuple(&fresh, sk, btf);
 		set_task(&fresh, btf);
+		/* An entry already here was left by an earlier socket at this address whose end was
+		 * not seen: it ends now, with its counters, rather than being overwritten. */
+		c = bpf_map_lookup_elem(&conns, &key);
+		if (c)
+			end_entry(&key, c);
 		bpf_map_update_elem(&conns, &key, &fresh, BPF_ANY);
 		return 0;
 	}
