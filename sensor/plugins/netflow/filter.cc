@@ -214,10 +214,15 @@ Result<ServiceNames> ServiceNames::Build(const std::map<std::string, std::string
                                          const ServicesFile& services) {
   ServiceNames names;
   names.names_ = services.names_;
+  std::map<uint16_t, std::string> keys;  // port -> the key that named it ("9999", "09999")
   for (const auto& [key, name] : configured) {
     auto port = ParsePort(key);
     if (!port) {
       return Status::Error(fmt::format("service_names: \"{}\" is not a port (1-65535)", key));
+    }
+    if (auto [it, fresh] = keys.emplace(*port, key); !fresh) {
+      return Status::Error(
+          fmt::format("service_names: \"{}\" and \"{}\" are both port {}", it->second, key, *port));
     }
     if (Split(name).empty()) {
       return Status::Error(fmt::format("service_names: port {} has an empty name", *port));

@@ -55,7 +55,7 @@ class ServiceNames {
   ServiceNames() = default;  // knows no names
   // `configured`: "19999" -> "Netdata"; keys must be ports 1-65535, names non-empty. Errors:
   // `service_names: "70000" is not a port (1-65535)`, `service_names: port 19999 has an empty
-  // name`.
+  // name`, `service_names: "09999" and "9999" are both port 9999`.
   static Result<ServiceNames> Build(const std::map<std::string, std::string>& configured,
                                     const ServicesFile& services);
   // As above over HostPath("/etc/services"); a file that cannot be read leaves only the

@@ -470,6 +470,9 @@ TEST(Errors, EveryMessage) {
       {{.service_names = {{"0", "x"}}}, "service_names: \"0\" is not a port (1-65535)"},
       {{.service_names = {{"19999", ""}}}, "service_names: port 19999 has an empty name"},
       {{.service_names = {{"19999", " \t"}}}, "service_names: port 19999 has an empty name"},
+      // Found by fuzz_netflow_filter: two keys of one port, the later silently winning.
+      {{.service_names = {{"9999", "a"}, {"09999", "b"}}},
+       "service_names: \"09999\" and \"9999\" are both port 9999"},
   };
   for (const auto& [options, want] : cases) EXPECT_EQ(BuildError(options), want);
 }
