@@ -277,11 +277,20 @@ bool NetflowPlugin::HasListener(const ns_conn& conn) {
   return cached->second.count(conn.sport) > 0;
 }
 
+void NetflowPlugin::DrainEnded() {
+  if (Result<int> drained = probe_.ring()->Poll(std::chrono::milliseconds(0)); !drained.ok()) {
+    spdlog::warn("probe {}: {}", kProbe, drained.status().message());
+  }
+}
+
 void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
   const int fd = conns_fd_;
   // The conntrack events queued so far are read before sockets are folded into keys.
   if (options_.nat_sync) options_.nat_sync();
   listeners_.clear();
+  // Entries that ended since the last report first: a new socket may already hold an ended
+  // one's key (UDP addresses are reused), and the walk must not take it for the old one.
+  DrainEnded();
   table_->BeginWalk();
   // A hash map walk restarts from the first key when the current one is deleted under it, so it
   // may see a socket twice (harmless: the second delta is zero); the bound stops a walk that
@@ -297,9 +306,7 @@ void NetflowPlugin::Report(std::chrono::nanoseconds interval) {
   }
   // Sockets that closed during the walk are in the ring buffer, not the map: settle them before
   // EndWalk takes "not in the map" for "evicted".
-  if (Result<int> drained = probe_.ring()->Poll(std::chrono::milliseconds(0)); !drained.ok()) {
-    spdlog::warn("probe {}: {}", kProbe, drained.status().message());
-  }
+  DrainEnded();
   table_->EndWalk();
   for (const ns_conn_key& sk : table_->IdleUdp()) {
     if (bpf_map_lookup_and_delete_elem(fd, &sk, &conn) == 0) table_->Closed(sk, conn);

@@ -114,6 +114,8 @@ class NetflowPlugin {
   void PollLoop();
   void Emit(v1::Event event);
   // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
+  // Applies the close events in the ring now (the report's thread).
+  void DrainEnded();
   void Report(std::chrono::nanoseconds interval);
   bool HasListener(const ns_conn& conn);
 
