@@ -23,6 +23,7 @@
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/skeleton.h"
 #include "sensor/proc/mountinfo.h"
+#include "tests/bpf/netflow_testing.h"
 #include "tests/bpf/sockets.h"
 
 namespace nodescope::sensor::bpf {
@@ -42,25 +43,16 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(PrepareEnvironment().ok());
-    Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
-        probe_, netflow::kSkeleton, GetParam(), [](std::span<const std::byte>) {},
-        [](netflow_bpf* s) {
-          s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
-          s->rodata->l7_capture_bytes = kCaptureBytes;
-          return Status::Ok();
+    Result<netflow_bpf*> skel =
+        LoadL7Capture(probe_, GetParam(), kCaptureBytes, [this](std::span<const std::byte> r) {
+          ASSERT_GE(r.size(), sizeof(ns_l7_event));
+          Payload p;
+          std::memcpy(&p.e, r.data(), sizeof(p.e));
+          ASSERT_EQ(r.size(), sizeof(ns_l7_event) + p.e.captured);
+          p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
+          payloads_.push_back(std::move(p));
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
-    for (bpf_map* ring : netflow::L7Rings(*skel)) {
-      Status added = probe_.ring()->Add(bpf_map__fd(ring), [this](std::span<const std::byte> r) {
-        ASSERT_GE(r.size(), sizeof(ns_l7_event));
-        Payload p;
-        std::memcpy(&p.e, r.data(), sizeof(p.e));
-        ASSERT_EQ(r.size(), sizeof(ns_l7_event) + p.e.captured);
-        p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
-        payloads_.push_back(std::move(p));
-      });
-      ASSERT_TRUE(added.ok()) << added.message();
-    }
     // As the plugin does: the peer of an unconnected UDP socket (a resolver's client) comes from
     // the cgroup sendmsg/recvmsg hooks.
     Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");

@@ -20,6 +20,7 @@
 #include "sensor/bpf/environment.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/skeleton.h"
+#include "tests/bpf/netflow_testing.h"
 #include "tests/bpf/sockets.h"
 
 namespace nodescope::sensor::bpf {
@@ -79,24 +80,16 @@ class L7Shed : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(PrepareEnvironment().ok());
-    Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
-        probe_, netflow::kSkeleton, GetParam(), [](std::span<const std::byte>) {},
-        [](netflow_bpf* s) {
-          s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
-          return Status::Ok();
+    Result<netflow_bpf*> skel =
+        LoadL7Capture(probe_, GetParam(), 0, [this](std::span<const std::byte> r) {
+          ASSERT_GE(r.size(), sizeof(ns_l7_event));
+          ns_l7_event e;
+          std::memcpy(&e, r.data(), sizeof(e));
+          events_.push_back(e);
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
     conns_fd_ = bpf_map__fd((*skel)->maps.conns);
     limit_fd_ = bpf_map__fd((*skel)->maps.l7_limit);
-    for (bpf_map* ring : netflow::L7Rings(*skel)) {
-      Status added = probe_.ring()->Add(bpf_map__fd(ring), [this](std::span<const std::byte> r) {
-        ASSERT_GE(r.size(), sizeof(ns_l7_event));
-        ns_l7_event e;
-        std::memcpy(&e, r.data(), sizeof(e));
-        events_.push_back(e);
-      });
-      ASSERT_TRUE(added.ok()) << added.message();
-    }
   }
 
   void TearDown() override { probe_.Teardown(); }
@@ -123,18 +116,7 @@ class L7Shed : public ::testing::TestWithParam<std::string> {
 
   // The `conns` entry of the loopback TCP socket with these ports.
   std::optional<ns_conn> Conn(uint16_t sport, uint16_t dport) {
-    ns_conn_key key{}, next{};
-    const void* prev = nullptr;
-    ns_conn conn;
-    while (bpf_map_get_next_key(conns_fd_, prev, &next) == 0) {
-      if (bpf_map_lookup_elem(conns_fd_, &next, &conn) == 0 && conn.sport == sport &&
-          conn.dport == dport && conn.protocol == IPPROTO_TCP) {
-        return conn;
-      }
-      key = next;
-      prev = &key;
-    }
-    return std::nullopt;
+    return FindConn(conns_fd_, sport, dport, IPPROTO_TCP);
   }
 
   uint64_t Counter(int slot) { return probe_.KernelCounters()[slot]; }

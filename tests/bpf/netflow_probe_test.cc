@@ -18,6 +18,7 @@
 #include "sensor/bpf/environment.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/skeleton.h"
+#include "tests/bpf/netflow_testing.h"
 #include "tests/bpf/sockets.h"
 
 namespace nodescope::sensor::bpf {
@@ -45,18 +46,7 @@ class NetflowProbe : public ::testing::TestWithParam<std::string> {
 
   // The entry whose local/remote ports are these, read from the map.
   std::optional<ns_conn> Entry(uint16_t sport, uint16_t dport, uint8_t protocol) {
-    ns_conn_key key{}, next{};
-    const void* prev = nullptr;
-    ns_conn conn;
-    while (bpf_map_get_next_key(conns_fd_, prev, &next) == 0) {
-      if (bpf_map_lookup_elem(conns_fd_, &next, &conn) == 0 && conn.sport == sport &&
-          conn.dport == dport && conn.protocol == protocol) {
-        return conn;
-      }
-      key = next;
-      prev = &key;
-    }
-    return std::nullopt;
+    return FindConn(conns_fd_, sport, dport, protocol);
   }
 
   std::optional<ns_conn> Closed(uint16_t sport, uint16_t dport) {

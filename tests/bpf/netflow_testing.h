@@ -1,0 +1,57 @@
+// What the netflow probe tests share: the netflow probe loaded with payload capture on and its
+// L7 rings read, and a socket's entry looked up in `conns`.
+#pragma once
+
+#include <bpf/bpf.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "bpf/abi/l7.h"
+#include "bpf/abi/netflow.h"
+#include "sensor/bpf/loaded_probe.h"
+#include "sensor/plugins/netflow/skeleton.h"
+
+namespace nodescope::sensor::bpf::testing {
+
+// Loads the netflow probe with `strategy`, HTTP and DNS payload capture on (`capture_bytes` per
+// call; 0 keeps the probe's default), and hands every L7 ring record to `on_l7`. The records of
+// the probe's own ring (closes) are dropped.
+inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string& strategy,
+                                          uint32_t capture_bytes,
+                                          std::function<void(std::span<const std::byte>)> on_l7) {
+  Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
+      probe, netflow::kSkeleton, strategy, [](std::span<const std::byte>) {},
+      [capture_bytes](netflow_bpf* s) {
+        s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
+        if (capture_bytes != 0) s->rodata->l7_capture_bytes = capture_bytes;
+        return Status::Ok();
+      });
+  if (!skel.ok()) return skel;
+  for (bpf_map* ring : netflow::L7Rings(*skel)) {
+    if (Status added = probe.ring()->Add(bpf_map__fd(ring), on_l7); !added.ok()) return added;
+  }
+  return skel;
+}
+
+// The `conns` entry (map fd `conns_fd`) of the socket with these local and remote ports.
+inline std::optional<ns_conn> FindConn(int conns_fd, uint16_t sport, uint16_t dport,
+                                       uint8_t protocol) {
+  ns_conn_key key{}, next{};
+  const void* prev = nullptr;
+  ns_conn conn;
+  while (bpf_map_get_next_key(conns_fd, prev, &next) == 0) {
+    if (bpf_map_lookup_elem(conns_fd, &next, &conn) == 0 && conn.sport == sport &&
+        conn.dport == dport && conn.protocol == protocol) {
+      return conn;
+    }
+    key = next;
+    prev = &key;
+  }
+  return std::nullopt;
+}
+
+}  // namespace nodescope::sensor::bpf::testing
