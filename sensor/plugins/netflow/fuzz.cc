@@ -200,27 +200,26 @@ struct Remote {
 // Only for options the filter accepted.
 Remote ExpectedRemote(const std::string& ips, const std::string& hostnames) {
   Remote r;
-  for (std::string item : Words(ips)) {
-    const bool negated = item[0] == '!';
-    if (negated) item.erase(0, 1);
-    r.positive = r.positive || !negated;
-    if (item == "*") {
-      (negated ? r.none : r.any) = true;
-      continue;
+  // Both lists: a leading '!' excludes, "*" is everything; `add` takes any other item.
+  auto each = [&r](const std::string& list, auto&& add) {
+    for (std::string item : Words(list)) {
+      const bool negated = item[0] == '!';
+      if (negated) item.erase(0, 1);
+      r.positive = r.positive || !negated;
+      if (item == "*") {
+        (negated ? r.none : r.any) = true;
+      } else {
+        add(item, negated);
+      }
     }
+  };
+  each(ips, [&r](const std::string& item, bool negated) {
     std::string why;
     if (auto range = net::IpRange::Parse(item, &why)) {
       (negated ? r.exclude_ranges : r.include_ranges).push_back(*range);
     }
-  }
-  for (std::string item : Words(hostnames)) {
-    const bool negated = item[0] == '!';
-    if (negated) item.erase(0, 1);
-    r.positive = r.positive || !negated;
-    if (item == "*") {
-      (negated ? r.none : r.any) = true;
-      continue;
-    }
+  });
+  each(hostnames, [&r](std::string item, bool negated) {
     if (item.size() > 1 && item.back() == '.') item.pop_back();
     for (char& c : item) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     (negated ? r.exclude_patterns : r.include_patterns).push_back(item);
@@ -229,7 +228,7 @@ Remote ExpectedRemote(const std::string& ips, const std::string& hostnames) {
         (negated ? r.exclude_hosts : r.include_hosts).push_back(a);
       }
     }
-  }
+  });
   return r;
 }
 
