@@ -38,10 +38,6 @@ struct Args {
   int churn = 1000;  // pods replaced after the first measurement
 };
 
-double StatusMiB(pid_t pid, const std::string& field) {
-  return static_cast<double>(StatusKiB(pid, field)) / 1024;
-}
-
 struct Aggregator {
   std::unique_ptr<test::Subprocess> process;
   int http_port = 0;

@@ -55,8 +55,6 @@ struct Sample {
   double ingested = 0;
 };
 
-double Mib(pid_t pid) { return static_cast<double>(StatusKiB(pid, "VmRSS")) / 1024; }
-
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -160,8 +158,8 @@ int Run(int minutes, int warmup) {
     while (!done) {
       Sample s;
       s.minute = std::chrono::duration<double>(Clock::now() - start).count() / 60;
-      s.sensor_mib = Mib(sensor.pid());
-      s.aggregator_mib = Mib(aggregator->pid());
+      s.sensor_mib = StatusMiB(sensor.pid(), "VmRSS");
+      s.aggregator_mib = StatusMiB(aggregator->pid(), "VmRSS");
       s.ingested =
           test::MetricSum(test::HttpGet(http_port, "/metrics"), "nodescope_records_ingested_total");
       samples.push_back(s);

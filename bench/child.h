@@ -50,6 +50,10 @@ struct ThreadCpu {
 std::map<pid_t, ThreadCpu> AllThreadsCpu();
 // A size field of /proc/<pid>/status ("VmRSS", "VmHWM") in KiB; 0 when unreadable.
 uint64_t StatusKiB(pid_t pid, const std::string& field);
+// The same in MiB.
+inline double StatusMiB(pid_t pid, const std::string& field) {
+  return static_cast<double>(StatusKiB(pid, field)) / 1024;
+}
 
 // utime + stime from a /proc/.../stat file.
 Result<double> StatCpuSeconds(const std::string& stat_path);
