@@ -18,6 +18,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$dir/vmlinux.h"
@@ -58,8 +59,15 @@ for _ in $(seq 50); do
   curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" && break
   sleep 0.1
 done
+curl -sf -o /dev/null "http://127.0.0.1:$port/1k.bin" ||
+  { echo "hook_floor: nginx does not serve on port $port: $(tail -3 "$dir/error.log")" >&2; exit 1; }
 
-rate() { wrk -t 2 -c 50 -d 5s "http://127.0.0.1:$port/1k.bin" | awk '/Requests\/sec/ {print $2}'; }
+# Both run in this shell, not in a command substitution, so that the EXIT trap sees the
+# loader's pid and detaches its programs whatever stops the script.
+rate() {
+  result=$(wrk -t 2 -c 50 -d 5s "http://127.0.0.1:$port/1k.bin" | awk '/Requests\/sec/ {print $2}')
+  [ -n "$result" ] || { echo "hook_floor: wrk reported no request rate" >&2; exit 1; }
+}
 attached_rate() {
   "$dir/loader" "$1" 2> "$dir/loader.err" &
   loader_pid=$!
@@ -76,8 +84,13 @@ echo "wrk -t 2 -c 50 -d 5s -> nginx (1 worker, 1 KiB, keep-alive); $pairs pairs 
 for group in none SYSEXIT SOCK IRQ ALL; do
   ratios=()
   for i in $(seq "$pairs"); do
-    if (( i % 2 )); then off=$(rate); on=$(attached_rate "$dir/$group.o")
-    else on=$(attached_rate "$dir/$group.o"); off=$(rate); fi
+    if (( i % 2 )); then
+      rate; off=$result
+      attached_rate "$dir/$group.o"; on=$result
+    else
+      attached_rate "$dir/$group.o"; on=$result
+      rate; off=$result
+    fi
     ratios+=("$(awk -v a="$off" -v b="$on" 'BEGIN {printf "%.3f", b / a}')")
     printf '  %-7s pair %2d: req/s %8.0f / %8.0f = %s\n' "$group" "$i" "$off" "$on" "${ratios[-1]}"
   done
