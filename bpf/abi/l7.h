@@ -9,8 +9,9 @@
  * every HTTP request and response, and any DNS message over UDP (RFC 1035 4.2.1: 512 B, EDNS
  * usually 1232 B). */
 #define NS_L7_CAPTURE_MAX 4096
-/* Events between two polls (100 ms), in NS_L7_RINGS rings of equal size (l7_capture.bpf.h);
- * the reader is woken early once a quarter of one is used. */
+/* Events between two polls (100 ms), in NS_L7_RINGS rings of equal size, one per CPU (modulo
+ * NS_L7_RINGS: l7_capture.bpf.h); rings no CPU writes are shrunk to a page at load. The reader is
+ * woken early once a quarter of one is used. */
 #define NS_L7_RINGBUF_BYTES (16 << 20)
 #define NS_L7_RINGS 4
 /* iovec entries of one readv/writev/sendmsg/recvmsg looked at: nginx writes a chunked

@@ -1,6 +1,9 @@
 #include "sensor/bpf/ring_buffer.h"
 
 #include <bpf/bpf.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -31,7 +34,65 @@ Status RingBuffer::Add(int map_fd, Handler handler) {
   return Status::Ok();
 }
 
-RingBuffer::~RingBuffer() { ring_buffer__free(rb_); }
+Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  auto group = std::make_unique<Group>();
+  group->ts_offset = ts_offset;
+  group->handler = std::move(handler);
+  // Appended before each map is mapped, so the destructor unmaps what a failure leaves.
+  groups_.push_back(std::move(group));
+  Group& g = *groups_.back();
+  if (epoll_fd_ < 0) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    epoll_event libbpf{.events = EPOLLIN, .data = {.fd = ring_buffer__epoll_fd(rb_)}};
+    if (epoll_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, libbpf.data.fd, &libbpf) != 0) {
+      return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
+    }
+  }
+  for (int fd : map_fds) {
+    bpf_map_info info{};
+    uint32_t info_len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
+      return Status::Error(std::string("ring buffer info: ") + std::strerror(errno));
+    }
+    Mapping& m = g.maps.emplace_back();
+    m.consumer = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m.consumer == MAP_FAILED) {
+      m.consumer = nullptr;
+      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
+    }
+    m.producer_bytes = page + 2 * size_t{info.max_entries};
+    m.producer =
+        mmap(nullptr, m.producer_bytes, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page));
+    if (m.producer == MAP_FAILED) {
+      m.producer = nullptr;
+      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
+    }
+    g.views.push_back(RingView{
+        .data = static_cast<const std::byte*>(m.producer) + page,
+        .size = info.max_entries,
+        .consumer_pos = static_cast<unsigned long*>(m.consumer),
+        .producer_pos = static_cast<const unsigned long*>(m.producer),
+    });
+    epoll_event ev{.events = EPOLLIN | EPOLLET, .data = {.fd = fd}};
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+RingBuffer::~RingBuffer() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  for (const auto& g : groups_) {
+    for (const Mapping& m : g->maps) {
+      if (m.consumer != nullptr) munmap(m.consumer, page);
+      if (m.producer != nullptr) munmap(m.producer, m.producer_bytes);
+    }
+  }
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  ring_buffer__free(rb_);
+}
 
 int RingBuffer::OnRecord(void* ctx, void* data, size_t size) {
   (*static_cast<Handler*>(ctx))(
@@ -40,6 +101,18 @@ int RingBuffer::OnRecord(void* ctx, void* data, size_t size) {
 }
 
 Result<int> RingBuffer::Poll(std::chrono::milliseconds timeout) {
+  if (!groups_.empty()) {
+    epoll_event events[8];
+    if (epoll_wait(epoll_fd_, events, 8, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+      return Status::Error(std::string("ring buffer poll: ") + std::strerror(errno));
+    }
+    int n = ring_buffer__consume(rb_);
+    if (n < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-n));
+    for (const auto& g : groups_) {
+      n += static_cast<int>(DrainInTimeOrder(g->views, g->ts_offset, g->handler));
+    }
+    return n;
+  }
   int n = ring_buffer__poll(rb_, static_cast<int>(timeout.count()));
   if (n == -EINTR) n = 0;
   if (n < 0) return Status::Error(std::string("ring buffer poll: ") + std::strerror(-n));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "sensor/bpf/merged_rings.h"
 
 namespace nodescope::sensor::bpf {
 
@@ -23,6 +24,10 @@ class RingBuffer {
   static Result<std::unique_ptr<RingBuffer>> Open(int map_fd, Handler handler);
   // Reads another ring buffer map of the same probe in the same Poll, with its own handler.
   Status Add(int map_fd, Handler handler);
+  // Reads the ring buffer maps `map_fds` in the same Poll as one stream: their records, each
+  // with a bpf_ktime_get_ns() u64 at `ts_offset`, oldest first across the maps
+  // (DrainInTimeOrder). For a writer that picks the ring by CPU.
+  Status AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler);
   ~RingBuffer();
   RingBuffer(const RingBuffer&) = delete;
   RingBuffer& operator=(const RingBuffer&) = delete;
@@ -36,9 +41,26 @@ class RingBuffer {
   RingBuffer() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
 
+  // A ring of a merged group, mapped into this process as libbpf maps it.
+  struct Mapping {
+    void* consumer = nullptr;  // one page, read-write
+    void* producer = nullptr;  // a page of positions, then the data twice; read-only
+    size_t producer_bytes = 0;
+  };
+  struct Group {
+    std::vector<Mapping> maps;
+    std::vector<RingView> views;
+    size_t ts_offset = 0;
+    Handler handler;
+  };
+
   // One per map; stable addresses, they are libbpf's callback contexts.
   std::vector<std::unique_ptr<Handler>> handlers_;
   ring_buffer* rb_ = nullptr;
+  std::vector<std::unique_ptr<Group>> groups_;
+  // With groups: waits for libbpf's epoll and the groups' maps (edge-triggered: records a
+  // drain leaves for the next one must not wake the reader again at once).
+  int epoll_fd_ = -1;
 };
 
 // Sums slot `key` of a BPF_MAP_TYPE_PERCPU_ARRAY of __u64 over every possible CPU.

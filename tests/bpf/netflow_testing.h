@@ -28,11 +28,11 @@ inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string&
       [capture_bytes](netflow_bpf* s) {
         s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
         if (capture_bytes != 0) s->rodata->l7_capture_bytes = capture_bytes;
-        return Status::Ok();
+        return netflow::ShrinkUnusedL7Rings(s);
       });
   if (!skel.ok()) return skel;
-  for (bpf_map* ring : netflow::L7Rings(*skel)) {
-    if (Status added = probe.ring()->Add(bpf_map__fd(ring), on_l7); !added.ok()) return added;
+  if (Status read = netflow::ReadL7Rings(*skel, *probe.ring(), std::move(on_l7)); !read.ok()) {
+    return read;
   }
   return skel;
 }

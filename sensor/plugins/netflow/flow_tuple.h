@@ -62,10 +62,9 @@ void SetNat(const FlowTuple& t, Event* e) {
 }
 
 // One connection's payload stream: the socket's address and when the probe first saw the
-// connection. A socket address is reused as soon as its socket is freed, and the probe spreads
-// connections over several rings (bpf/include/l7_capture.bpf.h) that are read one after the
-// other, so the first events of a new socket can be read before the close of the old one at the
-// same address: the start tells the two apart.
+// connection. A socket address is reused as soon as its socket is freed, and the close of the
+// old socket (from softirq, on any CPU's ring) can reach user space after the first events of a
+// new one at the same address: the start tells the two apart.
 struct StreamId {
   uint64_t sk = 0;        // low bit set: a TLS connection's plaintext (netflow_plugin.cc)
   uint64_t start_ns = 0;  // ns_l7_event.conn_start_ns

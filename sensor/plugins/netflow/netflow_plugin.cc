@@ -48,18 +48,16 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
             }
           }
         }
-        return Status::Ok();
+        return ShrinkUnusedL7Rings(s);
       });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
   l7_limit_fd_ = bpf_map__fd((*skel)->maps.l7_limit);
-  for (bpf_map* ring : L7Rings(*skel)) {
-    if (Status added = probe_.ring()->Add(
-            bpf_map__fd(ring), [this](std::span<const std::byte> record) { OnL7Record(record); });
-        !added.ok()) {
-      return added;
-    }
+  if (Status read = ReadL7Rings(*skel, *probe_.ring(),
+                                [this](std::span<const std::byte> record) { OnL7Record(record); });
+      !read.ok()) {
+    return read;
   }
 
   // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
