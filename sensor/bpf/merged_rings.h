@@ -36,18 +36,18 @@ using RecordHandler = std::function<void(std::span<const std::byte>)>;
 // each record (a record too short to hold it counts as oldest), and stores each ring's consumer
 // position once, past what it handed out. Returns how many records it handed out.
 //
-// Which records: let theta be the newest timestamp among the records committed when the drain
-// began (first look at the rings); a record is handed out when a second look, taken after the
-// first, finds it committed and its timestamp is at most theta. A record B that depends on
-// record A (A's call returned before B's began) was committed before B's timestamp was taken, so
-// when B is handed out, A is too, and before it: A committed before theta's record did, so
-// before the second look. Records newer than theta stay in their ring for the next drain, which
-// takes them unless newer records keep coming; a drain repeats up to `rounds` times while it
-// hands out records.
+// Which records, in rounds: let theta be the newest timestamp among records committed when the
+// round began (a first look at the first 64 KiB of each ring); a record is handed out when a
+// second look, taken after the first, finds it committed and its timestamp is at most theta. A
+// record B that depends on record A (A's call returned before B's began) was committed before B's
+// timestamp was taken, so when B is handed out, A is too, and before it: A committed before theta's
+// record did, so before the second look. Records newer than theta stay in their ring for the next
+// round; the rounds go on while they hand out records, up to `rounds` of them. Ring memory is
+// prefetched ahead of the reader.
 //
 // Within one ring records are handed out in the ring's order; a ring stops at a record still
 // being written (BPF_RINGBUF_BUSY_BIT); discarded records are passed over.
 size_t DrainInTimeOrder(std::span<const RingView> rings, size_t ts_offset,
-                        const RecordHandler& handler, int rounds = 4);
+                        const RecordHandler& handler, int rounds = 256);
 
 }  // namespace nodescope::sensor::bpf
