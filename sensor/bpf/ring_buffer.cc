@@ -22,6 +22,13 @@ Result<std::unique_ptr<RingBuffer>> RingBuffer::Open(int map_fd, Handler handler
   if (reader->rb_ == nullptr) {
     return Status::Error("ring buffer: " + LibbpfErrorText(errno));
   }
+  // libbpf's own epoll fd is one of the fds Poll waits for; the merged groups' maps are others.
+  reader->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event libbpf{.events = EPOLLIN, .data = {.fd = ring_buffer__epoll_fd(reader->rb_)}};
+  if (reader->epoll_fd_ < 0 ||
+      epoll_ctl(reader->epoll_fd_, EPOLL_CTL_ADD, libbpf.data.fd, &libbpf) != 0) {
+    return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
+  }
   return reader;
 }
 
@@ -36,43 +43,32 @@ Status RingBuffer::Add(int map_fd, Handler handler) {
 
 Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  auto group = std::make_unique<Group>();
-  group->ts_offset = ts_offset;
-  group->handler = std::move(handler);
-  // Appended before each map is mapped, so the destructor unmaps what a failure leaves.
-  groups_.push_back(std::move(group));
-  Group& g = *groups_.back();
-  if (epoll_fd_ < 0) {
-    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    epoll_event libbpf{.events = EPOLLIN, .data = {.fd = ring_buffer__epoll_fd(rb_)}};
-    if (epoll_fd_ < 0 || epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, libbpf.data.fd, &libbpf) != 0) {
-      return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
-    }
-  }
+  // Appended first, so the destructor unmaps the rings mapped before a failure.
+  Group& g = groups_.emplace_back(Group{{}, ts_offset, std::move(handler)});
   for (int fd : map_fds) {
     bpf_map_info info{};
     uint32_t info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
       return Status::Error(std::string("ring buffer info: ") + std::strerror(errno));
     }
-    Mapping& m = g.maps.emplace_back();
-    m.consumer = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m.consumer == MAP_FAILED) {
-      m.consumer = nullptr;
+    // As libbpf maps a ring: the consumer page read-write, then the producer page and the data
+    // twice in a row read-only.
+    void* consumer = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (consumer == MAP_FAILED) {
       return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
     }
-    m.producer_bytes = page + 2 * size_t{info.max_entries};
-    m.producer =
-        mmap(nullptr, m.producer_bytes, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(page));
-    if (m.producer == MAP_FAILED) {
-      m.producer = nullptr;
-      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
+    void* producer = mmap(nullptr, page + 2 * size_t{info.max_entries}, PROT_READ, MAP_SHARED, fd,
+                          static_cast<off_t>(page));
+    if (producer == MAP_FAILED) {
+      const int err = errno;
+      munmap(consumer, page);
+      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(err));
     }
     g.views.push_back(RingView{
-        .data = static_cast<const std::byte*>(m.producer) + page,
+        .data = static_cast<const std::byte*>(producer) + page,
         .size = info.max_entries,
-        .consumer_pos = static_cast<unsigned long*>(m.consumer),
-        .producer_pos = static_cast<const unsigned long*>(m.producer),
+        .consumer_pos = static_cast<unsigned long*>(consumer),
+        .producer_pos = static_cast<const unsigned long*>(producer),
     });
     epoll_event ev{.events = EPOLLIN | EPOLLET, .data = {.fd = fd}};
     if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -84,10 +80,10 @@ Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, 
 
 RingBuffer::~RingBuffer() {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  for (const auto& g : groups_) {
-    for (const Mapping& m : g->maps) {
-      if (m.consumer != nullptr) munmap(m.consumer, page);
-      if (m.producer != nullptr) munmap(m.producer, m.producer_bytes);
+  for (const Group& g : groups_) {
+    for (const RingView& v : g.views) {
+      munmap(v.consumer_pos, page);
+      munmap(const_cast<unsigned long*>(v.producer_pos), page + 2 * v.size);
     }
   }
   if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -101,26 +97,18 @@ int RingBuffer::OnRecord(void* ctx, void* data, size_t size) {
 }
 
 Result<int> RingBuffer::Poll(std::chrono::milliseconds timeout) {
-  if (!groups_.empty()) {
-    epoll_event events[8];
-    if (epoll_wait(epoll_fd_, events, 8, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
-      return Status::Error(std::string("ring buffer poll: ") + std::strerror(errno));
-    }
-    int n = ring_buffer__consume(rb_);
-    if (n < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-n));
-    for (const auto& g : groups_) {
-      n += static_cast<int>(DrainInTimeOrder(g->views, g->ts_offset, g->handler));
-    }
-    return n;
+  epoll_event events[8];
+  if (epoll_wait(epoll_fd_, events, 8, static_cast<int>(timeout.count())) < 0 && errno != EINTR) {
+    return Status::Error(std::string("ring buffer poll: ") + std::strerror(errno));
   }
-  int n = ring_buffer__poll(rb_, static_cast<int>(timeout.count()));
-  if (n == -EINTR) n = 0;
-  if (n < 0) return Status::Error(std::string("ring buffer poll: ") + std::strerror(-n));
-  // Records submitted with BPF_RB_NO_WAKEUP do not make epoll return, and ring_buffer__poll
-  // consumes only rings epoll reported: read the rest directly (no system call).
-  int rest = ring_buffer__consume(rb_);
-  if (rest < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-rest));
-  return n + rest;
+  // Every ring is read to its end, not only those epoll reported: records submitted with
+  // BPF_RB_NO_WAKEUP do not make epoll return (no system call).
+  int n = ring_buffer__consume(rb_);
+  if (n < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-n));
+  for (const Group& g : groups_) {
+    n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler));
+  }
+  return n;
 }
 
 Result<uint64_t> ReadPerCpuSum(int map_fd, uint32_t key) {

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -19,7 +18,7 @@ namespace nodescope::sensor::bpf {
 class RingBuffer {
  public:
   // Called on the polling thread for each record, in the order the kernel committed them.
-  using Handler = std::function<void(std::span<const std::byte>)>;
+  using Handler = RecordHandler;
 
   static Result<std::unique_ptr<RingBuffer>> Open(int map_fd, Handler handler);
   // Reads another ring buffer map of the same probe in the same Poll, with its own handler.
@@ -41,14 +40,9 @@ class RingBuffer {
   RingBuffer() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
 
-  // A ring of a merged group, mapped into this process as libbpf maps it.
-  struct Mapping {
-    void* consumer = nullptr;  // one page, read-write
-    void* producer = nullptr;  // a page of positions, then the data twice; read-only
-    size_t producer_bytes = 0;
-  };
+  // Rings read as one stream (AddMerged); each view's positions are the start of its two
+  // mappings.
   struct Group {
-    std::vector<Mapping> maps;
     std::vector<RingView> views;
     size_t ts_offset = 0;
     Handler handler;
@@ -57,9 +51,9 @@ class RingBuffer {
   // One per map; stable addresses, they are libbpf's callback contexts.
   std::vector<std::unique_ptr<Handler>> handlers_;
   ring_buffer* rb_ = nullptr;
-  std::vector<std::unique_ptr<Group>> groups_;
-  // With groups: waits for libbpf's epoll and the groups' maps (edge-triggered: records a
-  // drain leaves for the next one must not wake the reader again at once).
+  std::vector<Group> groups_;
+  // Poll waits on libbpf's epoll fd and the groups' maps (edge-triggered: records a drain
+  // leaves for the next one must not wake the reader again at once).
   int epoll_fd_ = -1;
 };
 
