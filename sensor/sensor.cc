@@ -576,6 +576,11 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
   s.push_back({"nodescope_sensor_events_total",
                events_help,
                true,
+               {{"source", "httpflow"}, {"event", "exchange_mirrored"}},
+               double(nc.http.mirrored)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
                {{"source", "dnsflow"}, {"event", "record"}},
                double(nc.dns_records)});
   s.push_back({"nodescope_sensor_events_total",

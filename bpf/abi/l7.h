@@ -67,6 +67,13 @@ enum ns_l7_event_flag {
 	 * limit (l7_payload shed); offset and sent are its totals before the first call not
 	 * copied, so user space ends the stream as at a close. */
 	NS_L7_SHED = 1 << 5,
+	/* A loopback client's call whose bytes are not copied: the local server socket in `peer`
+	 * gets the same bytes at the same offsets, and user space takes this side's exchanges from
+	 * that socket's parse, placing them in time by this side's calls (len, offset, ts_ns). */
+	NS_L7_MIRROR = 1 << 6,
+	/* A loopback server's call (copied as usual) whose client mirrors it: user space keeps its
+	 * exchanges for that client, whichever of the two it hears from first. */
+	NS_L7_MIRRORED = 1 << 7,
 };
 
 /* Value of the probe's one-entry array `l7_limit`, written by user space while it sheds load
@@ -91,7 +98,8 @@ struct ns_l7_skip {
 struct ns_l7_event {
 	__u64 sk;        /* struct sock address: the connection, as in struct ns_conn_key */
 	union {
-		__u64 peer; /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0 */
+		__u64 peer; /* ns_conn_key.peer: the peer of an unconnected UDP socket, else 0;
+			     * NS_L7_MIRROR: the local server socket (its sk) */
 		__u64 sent; /* NS_L7_CLOSED (TCP only, so no peer): bytes the socket sent in all */
 	};
 	__u64 ts_ns;     /* bpf_ktime_get_ns() when the call returned its bytes */

@@ -11,7 +11,7 @@
 #define NS_TASK_COMM_LEN 16 /* TASK_COMM_LEN in include/linux/sched.h */
 #endif
 
-/* Live sockets tracked at once. An entry is 112 bytes (+ hash overhead), so 65536 cost ~10 MiB of locked memory;
+/* Live sockets tracked at once. An entry is 120 bytes (+ hash overhead), so 65536 cost ~10 MiB of locked memory;
  * beyond that the LRU evicts the least recently used socket, which user space counts. */
 #define NS_NETFLOW_MAX_CONNS 65536
 /* Remote addresses of unconnected UDP sockets' last sendmsg/recvmsg, by socket cookie. */
@@ -86,6 +86,10 @@ struct ns_conn {
 	__u8 direction;      /* enum ns_conn_direction */
 	__u8 flags;          /* enum ns_conn_flag */
 	__u8 comm[NS_TASK_COMM_LEN]; /* the process's (group leader's) comm */
+	/* HTTP capture of a loopback pair (bpf/include/l7_capture.bpf.h): 0 undecided, 1 its
+	 * payload is copied; a client's: the address of the local server socket whose copy it uses;
+	 * a server's: its client's address | 1, that client mirrors it. */
+	__u64 l7_peer;
 };
 
 /* Ring buffer record: a socket's entry left `conns` with its final counters: a TCP socket went
@@ -101,11 +105,11 @@ struct ns_conn_close {
 #ifdef __cplusplus
 static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
-static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
-static_assert(sizeof(struct ns_conn_close) == 136, "ns_conn_close layout changed");
+static_assert(sizeof(struct ns_conn) == 120, "ns_conn layout changed");
+static_assert(sizeof(struct ns_conn_close) == 144, "ns_conn_close layout changed");
 #else
 _Static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 _Static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
-_Static_assert(sizeof(struct ns_conn) == 112, "ns_conn layout changed");
-_Static_assert(sizeof(struct ns_conn_close) == 136, "ns_conn_close layout changed");
+_Static_assert(sizeof(struct ns_conn) == 120, "ns_conn layout changed");
+_Static_assert(sizeof(struct ns_conn_close) == 144, "ns_conn_close layout changed");
 #endif

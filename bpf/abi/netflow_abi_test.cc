@@ -17,7 +17,7 @@ std::vector<AbiMember> ConnLayout() {
       NS_ABI_MEMBER(C, mdev_us),       NS_ABI_MEMBER(C, pid),          NS_ABI_MEMBER(C, netns),
       NS_ABI_MEMBER(C, sport),         NS_ABI_MEMBER(C, dport),        NS_ABI_MEMBER(C, family),
       NS_ABI_MEMBER(C, protocol),      NS_ABI_MEMBER(C, direction),    NS_ABI_MEMBER(C, flags),
-      NS_ABI_MEMBER(C, comm)};
+      NS_ABI_MEMBER(C, comm),          NS_ABI_MEMBER(C, l7_peer)};
 }
 
 std::vector<AbiMember> CloseLayout() {
@@ -61,9 +61,10 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                     {"protocol", 93, 1},
                                                     {"direction", 94, 1},
                                                     {"flags", 95, 1},
-                                                    {"comm", 96, NS_TASK_COMM_LEN}});
-  nodescope::test::ExpectSameMembers(CloseLayout(),
-                                     {{"sk", 0, 8}, {"peer", 8, 8}, {"ts_ns", 16, 8}, {"conn", 24, 112}});
+                                                    {"comm", 96, NS_TASK_COMM_LEN},
+                                                    {"l7_peer", 112, 8}});
+  nodescope::test::ExpectSameMembers(
+      CloseLayout(), {{"sk", 0, 8}, {"peer", 8, 8}, {"ts_ns", 16, 8}, {"conn", 24, 120}});
   EXPECT_EQ(alignof(ns_conn), 8u);
   nodescope::test::ExpectSameMembers(L7EventLayout(), {{"sk", 0, 8},
                                                        {"peer", 8, 8},

@@ -86,6 +86,89 @@ struct {
 	__type(value, struct ns_l7_skip);
 } l7_skip SEC(".maps");
 
+/* Both ends of a loopback TCP connection are sockets this probe sees, and the bytes one sends
+ * are the bytes the other receives, at the same offsets. Copying and parsing them twice (a
+ * sidecar and its application, or any client and server on one host) is half wasted: the
+ * server's copy is parsed, and the client sends only its calls' lengths, offsets and times
+ * (NS_L7_MIRROR), from which user space places the server's exchanges in the client's time.
+ * The two sockets are paired at the server's handshake, by the tuple the client left here at
+ * its own (which comes first). */
+struct ns_l7_pair_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ns_l7_pair_key);
+	__type(value, __u64); /* the client's socket */
+} l7_pairs SEC(".maps");
+
+/* 127.0.0.0/8 (v4-mapped) or ::1. */
+static __always_inline bool ns_loopback(const __u8 a[16])
+{
+	__u64 hi, lo;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	if (hi)
+		return false;
+	/* little-endian loads: bytes 8-15 of ::ffff:127.x.y.z are 00 00 ff ff 7f x y z */
+	return (lo & 0xffffffffULL) == 0xffff0000ULL ? (lo >> 32 & 0xff) == 127
+						      : lo == 0x0100000000000000ULL;
+}
+
+/* A TCP connection `c` (key `key`) reached ESTABLISHED: a loopback client leaves its tuple, a
+ * loopback server looks for its client's and, when that socket has moved no payload yet, tells
+ * it to mirror this one. */
+static __always_inline void ns_l7_pair(struct ns_conn *c, const struct ns_conn_key *key)
+{
+	struct ns_l7_pair_key k = {};
+	struct ns_conn_key client_key = {};
+	struct ns_conn *client;
+	__u64 *client_sk;
+
+	if (!(l7_capture & NS_L7_HTTP_ON) || c->protocol != IPPROTO_TCP || !ns_loopback(c->daddr))
+		return;
+	k.netns = c->netns;
+	if (c->direction == NS_CONN_DIR_OUTGOING) {
+		__builtin_memcpy(k.saddr, c->saddr, 16);
+		__builtin_memcpy(k.daddr, c->daddr, 16);
+		k.sport = c->sport;
+		k.dport = c->dport;
+		bpf_map_update_elem(&l7_pairs, &k, &key->sk, BPF_ANY);
+		return;
+	}
+	if (c->direction != NS_CONN_DIR_INCOMING)
+		return;
+	__builtin_memcpy(k.saddr, c->daddr, 16);
+	__builtin_memcpy(k.daddr, c->saddr, 16);
+	k.sport = c->dport;
+	k.dport = c->sport;
+	client_sk = bpf_map_lookup_elem(&l7_pairs, &k);
+	if (!client_sk)
+		return;
+	client_key.sk = *client_sk;
+	bpf_map_delete_elem(&l7_pairs, &k);
+	client = bpf_map_lookup_elem(&conns, &client_key);
+	/* The entry may be older than the socket now at that address: the tuple says. */
+	if (!client || client->netns != c->netns || client->sport != c->dport ||
+	    client->dport != c->sport || (client->flags & NS_CONN_PREEXISTING))
+		return;
+	if (__sync_val_compare_and_swap(&client->l7_peer, 0, key->sk) == 0)
+		c->l7_peer = client_key.sk | 1;
+}
+
+/* The client of `c` mirrors it (ns_l7_pair); a client's own value is a socket address, even. */
+static __always_inline bool ns_l7_mirrors(const struct ns_conn *c)
+{
+	return c->l7_peer > 1 && !(c->l7_peer & 1);
+}
+
 /* Shedding for resource limits, written by user space (struct ns_l7_limit). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -368,6 +451,17 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 	ns_l7_output(&e, sizeof(e));
 }
 
+/* A call of a loopback client that mirrors its server (struct ns_conn.l7_peer): its length,
+ * offset and time, no bytes. */
+static __always_inline void ns_l7_mirror(struct ns_l7_scratch *s, const struct ns_conn *c,
+					 const struct ns_conn_key *key, __u32 len, bool send)
+{
+	ns_l7_header(&s->e, c, key, len, 0, NS_L7_HTTP, send ? NS_L7_SEND : NS_L7_RECV,
+		     NS_L7_MIRROR);
+	s->e.peer = c->l7_peer;
+	ns_l7_send(s, 0);
+}
+
 static __always_inline void ns_set_l7(struct ns_conn *c, __u8 l7)
 {
 	c->flags = (c->flags & ~NS_CONN_L7_MASK) | (l7 << NS_CONN_L7_SHIFT);
@@ -423,8 +517,17 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	/* A connection marked to be left out is not classified yet: this one copy tells whether it
 	 * is HTTP (copying less would be a second copy path for the verifier to walk). */
 	want = len < l7_capture_bytes ? len : l7_capture_bytes;
-	/* Only a call longer than the window is worth not copying; the lookup costs every call. */
+	/* Whether a loopback client mirrors its server is settled by its first payload: a server
+	 * that pairs later would leave user space half of this side's stream parsed. */
+	if (l7 == NS_L7_UNKNOWN && c->protocol == IPPROTO_TCP && !c->l7_peer)
+		__sync_val_compare_and_swap(&c->l7_peer, 0, 1);
+	if (l7 == NS_L7_HTTP && ns_l7_mirrors(c)) {
+		ns_l7_mirror(s, c, key, len, send);
+		return;
+	}
 	if (l7 == NS_L7_HTTP && len > want) {
+		/* Only a call longer than the window is worth not copying; the lookup costs every
+		 * call. */
 		struct ns_l7_skip *skip = bpf_map_lookup_elem(&l7_skip, key);
 		__u64 end = send ? c->bytes_written : c->bytes_read;
 
@@ -462,6 +565,15 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 		ns_set_l7(c, l7);
 	}
 
+	/* A mirroring client's first call was copied like any other, only to tell HTTP: changing
+	 * what is copied for it would be one more state for the verifier to carry through the copy
+	 * loops (it gave up on a million instructions). */
+	if (l7 == NS_L7_HTTP && ns_l7_mirrors(c)) {
+		ns_l7_mirror(s, c, key, len, send);
+		return;
+	}
 	ns_l7_header(&s->e, c, key, len, got, l7, send ? NS_L7_SEND : NS_L7_RECV, flags);
+	if (c->l7_peer > 1 && (c->l7_peer & 1))
+		s->e.flags |= NS_L7_MIRRORED;
 	ns_l7_send(s, got);
 }

@@ -231,6 +231,7 @@ static __always_inline int on_state(struct sock *sk, __u16 protocol, int oldstat
 		}
 		read_tuple(c, sk, btf);
 		c->flags |= NS_CONN_ESTABLISHED;
+		ns_l7_pair(c, &key);
 		return 0;
 	}
 

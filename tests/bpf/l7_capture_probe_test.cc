@@ -85,7 +85,7 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
 
 void ExpectEvent(const Payload& p, const Loopback& where, uint16_t sport, uint16_t dport,
                  uint8_t protocol, uint8_t l7, uint8_t direction, const std::string& bytes,
-                 uint32_t len) {
+                 uint32_t len, uint8_t flags = 0) {
   EXPECT_EQ(p.e.sport, sport);
   EXPECT_EQ(p.e.dport, dport);
   EXPECT_EQ(std::vector<uint8_t>(p.e.saddr, p.e.saddr + 16), Stored(where));
@@ -95,7 +95,7 @@ void ExpectEvent(const Payload& p, const Loopback& where, uint16_t sport, uint16
   EXPECT_EQ(p.e.l7, l7);
   EXPECT_EQ(p.e.direction, direction);
   EXPECT_EQ(p.e.len, len);
-  EXPECT_EQ(p.e.flags, 0);
+  EXPECT_EQ(p.e.flags, flags);
   EXPECT_EQ(p.data, bytes);
   EXPECT_EQ(p.e.pid, static_cast<uint32_t>(getpid()));
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(p.e.comm)), SelfComm());
@@ -187,16 +187,21 @@ TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
 
     const std::string whole = head + body;
     const std::string cut = whole.substr(0, kCaptureBytes);
+    std::vector<Payload> s = Events(t.server_port, 4);
+    ASSERT_EQ(s.size(), 4u);
+    // Both ends are on loopback: the client's calls are copied nowhere, only said, with the
+    // server socket whose copy has their bytes; the server's say that a client mirrors them.
     std::vector<Payload> c = Events(t.client_port, 4);
     ASSERT_EQ(c.size(), 4u);
-    ExpectEvent(c[0], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
-                request, request.size());
-    ExpectEvent(c[1], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV, cut,
-                whole.size());
-    ExpectEvent(c[2], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
-                request, request.size());
-    ExpectEvent(c[3], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
-                head, head.size());
+    ExpectEvent(c[0], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, "",
+                request.size(), NS_L7_MIRROR);
+    ExpectEvent(c[1], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV, "",
+                whole.size(), NS_L7_MIRROR);
+    ExpectEvent(c[2], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, "",
+                request.size(), NS_L7_MIRROR);
+    ExpectEvent(c[3], where, t.client_port, t.server_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV, "",
+                head.size(), NS_L7_MIRROR);
+    for (const Payload& p : c) EXPECT_EQ(p.e.peer, s[0].e.sk);
     EXPECT_EQ(c[0].e.conn_direction, NS_CONN_DIR_OUTGOING);
     // Where each call starts in its direction's byte stream.
     EXPECT_EQ(c[0].e.offset, 0u);
@@ -205,18 +210,46 @@ TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
     EXPECT_EQ(c[3].e.offset, whole.size());
     EXPECT_LT(c[0].e.ts_ns, c[1].e.ts_ns);
 
-    std::vector<Payload> s = Events(t.server_port, 4);
-    ASSERT_EQ(s.size(), 4u);
     ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
-                request, request.size());
+                request, request.size(), NS_L7_MIRRORED);
     ExpectEvent(s[1], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, cut,
-                whole.size());
+                whole.size(), NS_L7_MIRRORED);
     ExpectEvent(s[2], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
-                request, request.size());
+                request, request.size(), NS_L7_MIRRORED);
     ExpectEvent(s[3], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
-                head, head.size());
+                head, head.size(), NS_L7_MIRRORED);
     EXPECT_EQ(s[0].e.conn_direction, NS_CONN_DIR_INCOMING);
   }
+}
+
+// The call kinds the test above gives the client, on the server, whose copy is the one parsed.
+TEST_P(L7Capture, ReadvSendmsgAndWriteOnTheServer) {
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  const std::string request = "POST /up HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody";
+  const std::string head = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n";
+  ASSERT_EQ(write(t.client, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string in1(10, '\0'), in2(request.size() - 10, '\0');
+  iovec in[2] = {{in1.data(), in1.size()}, {in2.data(), in2.size()}};
+  ASSERT_EQ(readv(t.server, in, 2), static_cast<ssize_t>(request.size()));
+  msghdr msg{};
+  iovec one = {const_cast<char*>(head.data()), head.size()};
+  msg.msg_iov = &one;
+  msg.msg_iovlen = 1;
+  ASSERT_EQ(sendmsg(t.server, &msg, 0), static_cast<ssize_t>(head.size()));
+  ASSERT_EQ(write(t.server, "ok", 2), 2);
+  ASSERT_EQ(ReadExactly(t.client, head.size() + 2), head + "ok");
+
+  std::vector<Payload> s = Events(t.server_port, 3);
+  ASSERT_EQ(s.size(), 3u);
+  ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+              request, request.size(), NS_L7_MIRRORED);
+  ExpectEvent(s[1], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
+              head.size(), NS_L7_MIRRORED);
+  ExpectEvent(s[2], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, "ok",
+              2, NS_L7_MIRRORED);
+  EXPECT_EQ(s[2].e.offset, head.size());
 }
 
 // A sendfile body is not an event: the next event's offset and the close's totals count it.
@@ -244,9 +277,9 @@ TEST_P(L7Capture, SendfileBytesAreCountedByTheNextEventAndTheClose) {
   std::vector<Payload> s = Events(t.server_port, 3);
   ASSERT_EQ(s.size(), 3u);
   ExpectEvent(s[0], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
-              head.size());
+              head.size(), NS_L7_MIRRORED);
   ExpectEvent(s[1], where, t.server_port, t.client_port, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND, head,
-              head.size());
+              head.size(), NS_L7_MIRRORED);
   EXPECT_EQ(s[1].e.offset, head.size() + body.size());
   EXPECT_EQ(s[2].e.flags, NS_L7_CLOSED);
   EXPECT_EQ(s[2].e.sent, 2 * head.size() + body.size());

@@ -19,9 +19,128 @@ HttpTable::Conn& HttpTable::Find(const ns_l7_event& event) {
   return it->second;
 }
 
-void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured) {
+void HttpTable::Erase(std::unordered_map<StreamId, Conn, StreamIdHash>::iterator it) {
+  auto forget = [&](std::unordered_map<uint64_t, StreamId>& index, uint64_t sk) {
+    auto m = index.find(sk);
+    if (m != index.end() && m->second == it->first) index.erase(m);
+  };
+  if (it->second.mirror) forget(mirrors_, it->second.mirror->server_sk);
+  if (it->second.mirrored) forget(mirrored_servers_, it->first.sk);
+  conns_.erase(it);
+}
+
+void HttpTable::Link(uint64_t server_sk) {
+  auto c = mirrors_.find(server_sk);
+  auto s = mirrored_servers_.find(server_sk);
+  if (c == mirrors_.end() || s == mirrored_servers_.end()) return;
+  auto client = conns_.find(c->second);
+  auto server = conns_.find(s->second);
+  if (client == conns_.end() || server == conns_.end() || !client->second.mirror) return;
+  // A socket address outlives its socket: the pair is the one whose tuples mirror each other.
+  const ns_l7_event &ce = client->second.last, &se = server->second.last;
+  if (ce.netns != se.netns || ce.sport != se.dport || ce.dport != se.sport) return;
+  client->second.mirror->server = s->second;
+  server->second.mirror_client = c->second;
+  std::vector<http1::Exchange> held(std::make_move_iterator(server->second.held.begin()),
+                                    std::make_move_iterator(server->second.held.end()));
+  server->second.held.clear();
+  Forward(server->second, held);
+}
+
+void HttpTable::OnMirrorCall(const ns_l7_event& event) {
   Conn& conn = Find(event);
   conn.last = event;
+  if (!conn.mirror) {
+    conn.mirror = std::make_unique<Mirror>();
+    conn.mirror->server_sk = event.peer;
+    mirrors_[event.peer] = StreamId::Of(event);
+    Link(event.peer);
+  }
+  Mirror& m = *conn.mirror;
+  const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
+  // The calls no exchange reached yet. The server's first event follows the client's first
+  // call; a server that sent none by the client's kMirrorWait-th call was left out for a limit
+  // (sampling), and nothing will place them. A call dropped for the bound is stood in for by
+  // the next one (TimeOf).
+  ++m.calls_seen;
+  if (!m.server && m.calls_seen > kMirrorWait) {
+    m.calls[0].clear();
+    m.calls[1].clear();
+  } else {
+    if (m.calls[d].size() >= kMirrorCalls) m.calls[d].pop_front();
+    m.calls[d].push_back(Call{event.offset, event.offset + event.len, event.ts_ns});
+  }
+  if (d == 1 && m.server) {
+    // The server sent at least what this side read: a body it sent unreported (sendfile) has
+    // ended, and its exchange with it.
+    auto server = conns_.find(*m.server);
+    if (server != conns_.end()) {
+      CatchUp(server->second, 0, event.offset + event.len);
+      Harvest(server->second, 0);
+    }
+  }
+  Place(conn);
+}
+
+void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) {
+  auto client = server.mirror_client ? conns_.find(*server.mirror_client) : conns_.end();
+  if (server.mirror_client && client == conns_.end()) {
+    // The client closed first: it never read these answers, as its own parse would have said.
+    counters_.unanswered += done.size();
+    return;
+  }
+  if (client == conns_.end() || !client->second.mirror) {
+    // Not linked yet: the two sides' records are read in time order, and the server's can be
+    // stamped first (its call returns after the client already read the bytes).
+    for (const http1::Exchange& x : done) {
+      if (server.held.size() < parser_options_.max_completed) server.held.push_back(x);
+    }
+    return;
+  }
+  Mirror& mirror = *client->second.mirror;
+  for (const http1::Exchange& x : done) {
+    if (mirror.exchanges.size() >= parser_options_.max_completed) {
+      ++counters_.unanswered;  // the client reads nothing: it will not read this either
+      continue;
+    }
+    mirror.exchanges.push_back(x);
+  }
+  Place(client->second);
+}
+
+std::optional<uint64_t> HttpTable::TimeOf(std::deque<Call>& calls, uint64_t offset) {
+  while (!calls.empty() && calls.front().end <= offset) calls.pop_front();
+  if (calls.empty()) return std::nullopt;
+  return calls.front().ts_ns;
+}
+
+void HttpTable::Place(Conn& client) {
+  Mirror& m = *client.mirror;
+  while (!m.exchanges.empty()) {
+    http1::Exchange& x = m.exchanges.front();
+    const std::optional<uint64_t> response = TimeOf(m.calls[1], x.response_offset);
+    if (!response) return;
+    // The server's own time of the request is the fallback: this side's send went unreported.
+    x.request_start_ns = TimeOf(m.calls[0], x.request_offset).value_or(x.request_start_ns);
+    x.response_start_ns = *response;
+    Count(client, NS_CONN_DIR_OUTGOING, x);
+    ++counters_.mirrored;
+    m.exchanges.pop_front();
+  }
+}
+
+void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured) {
+  if (event.flags & NS_L7_MIRROR) {
+    OnMirrorCall(event);
+    return;
+  }
+  Conn& conn = Find(event);
+  conn.last = event;
+  if ((event.flags & NS_L7_MIRRORED) && !conn.mirrored) {
+    conn.mirrored = true;
+    mirrored_servers_[event.sk] = StreamId::Of(event);
+    Link(event.sk);
+  }
   const http1::Direction direction =
       event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived;
   const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
@@ -35,6 +154,8 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
     len -= seen;
   } else if (conn.next_offset[d] != 0 && event.offset > conn.next_offset[d]) {
     conn.parser.Feed(direction, {}, event.offset - conn.next_offset[d], event.ts_ns);
+  } else if (conn.next_offset[d] == 0) {
+    conn.base[d] = event.offset;
   }
   conn.next_offset[d] = event.offset + event.len;
   conn.parser.Feed(direction, captured, len, event.ts_ns);
@@ -55,12 +176,26 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
 void HttpTable::OnClose(const ns_l7_event& close) {
   auto it = conns_.find(StreamId::Of(close));
   if (it == conns_.end()) return;
+  if (Mirror* m = it->second.mirror.get()) {
+    // What this side read in all, the server sent, and what it sent the server reads (a server
+    // that answers early, as nginx's `return` does, reads the rest of the body afterwards): the
+    // last exchange may end only there.
+    if (auto server = m->server ? conns_.find(*m->server) : conns_.end(); server != conns_.end()) {
+      CatchUp(server->second, 0, close.offset);
+      CatchUp(server->second, 1, close.sent);
+      Harvest(server->second, 0);
+    }
+    Place(it->second);
+    counters_.unanswered += m->exchanges.size();  // answered, but this side never read it
+    Erase(it);
+    return;
+  }
   if (!(close.flags & NS_L7_TLS)) {  // TLS plaintext has no socket offsets
     CatchUp(it->second, 0, close.sent);
     CatchUp(it->second, 1, close.offset);
   }
   Harvest(it->second, close.ts_ns);
-  conns_.erase(it);
+  Erase(it);
 }
 
 void HttpTable::CatchUp(Conn& conn, size_t d, uint64_t total) {
@@ -90,20 +225,30 @@ void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
                       (conn.parser.role() == http1::Role::kUnknown &&
                        conn.last.conn_direction == NS_CONN_DIR_OUTGOING);
   const uint8_t direction = client ? NS_CONN_DIR_OUTGOING : NS_CONN_DIR_INCOMING;
+  // The client writes requests and reads responses; the server the other way round.
+  const size_t request_d = client ? 0 : 1;
   for (http1::Exchange& x : done) {
-    Totals& t = TotalsFor(conn, direction, x);
-    ++t.count;
-    // The client wrote the request and read the response; the server the other way round.
-    t.bytes_written += client ? x.request_bytes : x.response_bytes;
-    t.bytes_read += client ? x.response_bytes : x.request_bytes;
-    uint64_t latency =
-        x.response_start_ns > x.request_start_ns ? x.response_start_ns - x.request_start_ns : 0;
-    t.latency_sum += latency;
-    t.latency_max = std::max(t.latency_max, latency);
-    ++t.buckets[records::LatencyBucket(latency)];
-    t.cgroup_id = conn.last.cgroup_id;
-    ++counters_.exchanges;
+    x.request_offset += conn.base[request_d];
+    x.response_offset += conn.base[1 - request_d];
   }
+  if (conn.mirrored) Forward(conn, done);
+  for (http1::Exchange& x : done) Count(conn, direction, x);
+}
+
+void HttpTable::Count(Conn& conn, uint8_t direction, http1::Exchange& x) {
+  const bool client = direction == NS_CONN_DIR_OUTGOING;
+  Totals& t = TotalsFor(conn, direction, x);
+  ++t.count;
+  // The client wrote the request and read the response; the server the other way round.
+  t.bytes_written += client ? x.request_bytes : x.response_bytes;
+  t.bytes_read += client ? x.response_bytes : x.request_bytes;
+  uint64_t latency =
+      x.response_start_ns > x.request_start_ns ? x.response_start_ns - x.request_start_ns : 0;
+  t.latency_sum += latency;
+  t.latency_max = std::max(t.latency_max, latency);
+  ++t.buckets[records::LatencyBucket(latency)];
+  t.cgroup_id = conn.last.cgroup_id;
+  ++counters_.exchanges;
 }
 
 HttpTable::Totals& HttpTable::TotalsFor(Conn& conn, uint8_t direction, http1::Exchange& x) {
@@ -151,7 +296,7 @@ void HttpTable::EvictOne() {
   });
   if (oldest == conns_.end()) return;
   Harvest(oldest->second, oldest->second.last.ts_ns);
-  conns_.erase(oldest);
+  Erase(oldest);
   ++counters_.evicted;
 }
 

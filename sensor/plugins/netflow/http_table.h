@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -53,6 +55,7 @@ class HttpTable {
     uint64_t unanswered = 0;   // requests without a response when their connection ended
     uint64_t skip_hints = 0;   // bodies the probe was told not to copy
     uint64_t caught_up = 0;    // body ends learned from a close or the socket's counters
+    uint64_t mirrored = 0;     // of `exchanges`: a loopback client's, from its server's parse
   };
 
   explicit HttpTable(Options options);
@@ -96,6 +99,22 @@ class HttpTable {
     uint64_t generation = 0;
   };
 
+  // A call of a loopback client the probe did not copy (NS_L7_MIRROR): bytes [offset, end) of
+  // its direction, at ts_ns.
+  struct Call {
+    uint64_t offset = 0, end = 0, ts_ns = 0;
+  };
+
+  // A loopback client whose exchanges are its server's (the socket `server_sk`, whose stream
+  // is `server` once it sent an event), placed in time by its own calls.
+  struct Mirror {
+    uint64_t server_sk = 0;
+    std::optional<StreamId> server;
+    uint64_t calls_seen = 0;
+    std::array<std::deque<Call>, 2> calls;  // [0] sent, [1] read; the ones no exchange passed
+    std::deque<http1::Exchange> exchanges;  // the server's, waiting for this side to read them
+  };
+
   struct Conn {
     explicit Conn(const http1::ConnectionOptions& options) : parser(options) {}
     http1::Connection parser;
@@ -103,7 +122,7 @@ class HttpTable {
     bool failure_counted = false;
     std::array<RecentKey, 4> recent{};
     size_t next_recent = 0;
-    ns_l7_skip skip{};  // what the probe was last told
+    ns_l7_skip skip{};             // what the probe was last told
     std::optional<NatTarget> nat;  // the client side's DNAT translation, once found
     // Where the next event of each direction should start; an event further on follows calls
     // the probe did not report (skipped body), fed to the parser as a gap. 0: none seen yet
@@ -111,9 +130,38 @@ class HttpTable {
     std::array<uint64_t, 2> next_offset{};
     // Where CatchUp() got to: an event that starts before it was partly fed already.
     std::array<uint64_t, 2> caught_up{};
+    // The socket offset of the first byte fed to the parser, per direction: exchange offsets
+    // count from it.
+    std::array<uint64_t, 2> base{};
+    std::unique_ptr<Mirror> mirror;  // a loopback client that mirrors its server
+    // A loopback server whose client mirrors it (NS_L7_MIRRORED): the client, once linked, and
+    // the exchanges completed before that.
+    bool mirrored = false;
+    std::optional<StreamId> mirror_client;
+    std::deque<http1::Exchange> held;
   };
 
   Conn& Find(const ns_l7_event& event);
+  // Calls of a mirroring client kept per direction (a pipelining depth's worth of requests
+  // and their bodies' calls), and how many it may make before its server sends an event.
+  static constexpr size_t kMirrorCalls = 256;
+  static constexpr uint64_t kMirrorWait = 64;
+  // An NS_L7_MIRROR call of a loopback client.
+  void OnMirrorCall(const ns_l7_event& event);
+  // Hands the exchanges `done` of `server` (NS_L7_MIRRORED) to the client that mirrors it, or
+  // holds them until the two are linked.
+  void Forward(Conn& server, const std::vector<http1::Exchange>& done);
+  // Links a mirroring client and its server once both have sent an event.
+  void Link(uint64_t server_sk);
+  // The time of the call that moved the byte at `offset`, dropping the calls before it;
+  // nullopt when no call reached it yet. A call the probe did not report (a first call shorter
+  // than the four bytes that tell HTTP, a full ring) is stood in for by the next one.
+  static std::optional<uint64_t> TimeOf(std::deque<Call>& calls, uint64_t offset);
+  // Counts the client's exchanges whose response it has begun to read.
+  void Place(Conn& client);
+  // Counts one exchange of `conn`, as the side with `direction` (ns_conn_direction) saw it.
+  void Count(Conn& conn, uint8_t direction, http1::Exchange& x);
+  void Erase(std::unordered_map<StreamId, Conn, StreamIdHash>::iterator it);
   // The socket had moved `total` bytes in direction `d` (0 sent, 1 read): the part of them no
   // event reported that the parser knows to be body is fed as a gap. Never more than that:
   // what follows a body is a head, and its event is still to come.
@@ -126,6 +174,8 @@ class HttpTable {
   Options options_;
   http1::ConnectionOptions parser_options_;
   std::unordered_map<StreamId, Conn, StreamIdHash> conns_;  // HTTP is TCP, never a peer key
+  std::unordered_map<uint64_t, StreamId> mirrors_;  // server socket -> the client mirroring it
+  std::unordered_map<uint64_t, StreamId> mirrored_servers_;  // server socket -> its stream
   std::map<Key, Totals> interval_;  // node-based: RecentKey pointers stay valid until Flush
   uint64_t generation_ = 1;         // +1 per Flush
   Counters counters_;

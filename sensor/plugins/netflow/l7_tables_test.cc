@@ -141,9 +141,9 @@ TEST(HttpTable, ExchangesOfOneKeyFoldAcrossConnections) {
     table.OnEvent(Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP,
                         NS_L7_SEND, sk * 1000, kGet.size(), 7, "wrk"),
                   kGet);
-    const ns_l7_event response = Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP,
-                                       NS_L7_HTTP, NS_L7_RECV, sk * 1000 + 100 * sk, kOk.size(),
-                                       7, "wrk");
+    const ns_l7_event response =
+        Event(sk, "127.0.0.1", port, "127.0.0.1", 8080, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+              sk * 1000 + 100 * sk, kOk.size(), 7, "wrk");
     table.OnEvent(response, kOk);
     table.OnClose(Closed(response, sk * 1000 + 500));
   }
@@ -224,11 +224,11 @@ TEST(HttpTable, AReusedSocketAddressIsANewConnectionInEitherOrder) {
                                           NS_L7_HTTP, NS_L7_SEND, 100, kGet.size(), 7, "curl");
     table.OnEvent(old_request, kGet);
     if (close_first) table.OnClose(Closed(old_request, 200));
-    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
-                        NS_L7_SEND, 300, kMissing.size(), 7, "curl"),
+    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_SEND,
+                        300, kMissing.size(), 7, "curl"),
                   kMissing);
-    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
-                        NS_L7_RECV, 400, kNotFound.size(), 7, "curl"),
+    table.OnEvent(Event(1, "127.0.0.1", 40002, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP, NS_L7_RECV,
+                        400, kNotFound.size(), 7, "curl"),
                   kNotFound);
     if (!close_first) table.OnClose(Closed(old_request, 200));
     std::vector<v1::HttpflowEvent> records = table.Flush(1);
@@ -349,6 +349,167 @@ TEST_F(UnreportedBody, AnEventTheCountersOvertookIsTrimmed) {
   EXPECT_EQ(records[0].count(), 1u);
   EXPECT_EQ(records[0].bytes_written(), Response());
   EXPECT_EQ(table.counters().failed, 0u);
+}
+
+// A loopback client whose payload the probe did not copy (NS_L7_MIRROR): its exchanges are
+// the server's parse, in the client's own time. The server (nginx) sends bodies unreported.
+class Mirrored : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kClient = 0x2000, kServer = 0x3000;
+  const std::string head_ = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+  HttpTable table_{{.ephemeral_port = kEphemeral}};
+
+  uint64_t Response() const { return head_.size() + 1000; }
+  // A call of the client (wrk): no bytes, only its length and offset.
+  ns_l7_event ClientCall(bool send, uint64_t ts, uint64_t offset, uint32_t len) {
+    ns_l7_event e = Event(kClient, "127.0.0.1", 40000, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
+                          send ? NS_L7_SEND : NS_L7_RECV, ts, len, 7, "wrk");
+    e.offset = offset;
+    e.flags = NS_L7_MIRROR;
+    e.peer = kServer;
+    table_.OnEvent(e, {});
+    return e;
+  }
+  void Server(bool send, uint64_t ts, uint64_t offset, const std::string& bytes) {
+    ns_l7_event e = Event(kServer, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
+                          send ? NS_L7_SEND : NS_L7_RECV, ts, bytes.size(), 9, "nginx");
+    e.offset = offset;
+    e.flags = mirrored_ ? NS_L7_MIRRORED : 0;
+    table_.OnEvent(e, bytes);
+  }
+  bool mirrored_ = true;  // the probe paired the server with its client
+  const v1::HttpflowEvent* Of(const std::vector<v1::HttpflowEvent>& records,
+                              const std::string& process) {
+    for (const v1::HttpflowEvent& r : records) {
+      if (r.process_name() == process) return &r;
+    }
+    return nullptr;
+  }
+};
+
+TEST_F(Mirrored, KeepAliveExchangesInTheClientsTime) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, head_);  // the body follows by sendfile
+  ClientCall(false, 300, 0, Response());
+  ClientCall(true, 400, kGet.size(), kGet.size());
+  Server(false, 410, kGet.size(), kGet);
+  Server(true, 500, Response(), head_);
+  ClientCall(false, 650, Response(), Response());
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  ASSERT_EQ(records.size(), 2u);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  const v1::HttpflowEvent* server = Of(records, "nginx");
+  ASSERT_NE(client, nullptr);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(client->direction(), v1::NetflowEvent::OUTGOING);
+  EXPECT_EQ(client->pid(), 7u);
+  EXPECT_EQ(client->dst_port(), 80u);
+  EXPECT_EQ(client->method(), "GET");
+  EXPECT_EQ(client->path(), "/a");
+  EXPECT_EQ(client->status_code(), 200);
+  EXPECT_EQ(client->count(), 2u);
+  EXPECT_EQ(client->bytes_written(), 2 * kGet.size());
+  EXPECT_EQ(client->bytes_read(), 2 * Response());
+  // The client's own latencies: 300 - 100 and 650 - 400, not the server's 90 and 90.
+  EXPECT_EQ(client->latency_ns(), (200u + 250u) / 2);
+  EXPECT_EQ(client->latency_max_ns(), 250u);
+  // The server's bodies went by sendfile, unreported: what the client read ends them.
+  EXPECT_EQ(server->count(), 2u);
+  EXPECT_EQ(server->latency_ns(), 90u);
+  EXPECT_EQ(table_.counters().exchanges, 4u);
+  EXPECT_EQ(table_.counters().mirrored, 2u);
+}
+
+// The client read the response in two calls and closed: the server's last body ends at what
+// the client read in all, and the response is placed at the client's first read.
+TEST_F(Mirrored, TheLastExchangeEndsWithTheClientsClose) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, head_);
+  ClientCall(false, 300, 0, 10);
+  ns_l7_event last = ClientCall(false, 320, 10, Response() - 10);
+  ns_l7_event close = Closed(last, 400);
+  close.offset = Response();
+  close.sent = kGet.size();
+  table_.OnClose(close);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->count(), 1u);
+  EXPECT_EQ(client->latency_ns(), 200u);
+  EXPECT_EQ(client->bytes_read(), Response());
+  EXPECT_EQ(table_.counters().unanswered, 0u);
+  EXPECT_EQ(table_.connections(), 1u);  // the server's, still open
+}
+
+// The client sent a request and closed before the answer: the server's exchange completes
+// after the client is gone, and counts as unanswered on the client's side, as its own parse
+// would have counted it.
+TEST_F(Mirrored, AnAnswerAfterTheClientClosedIsUnanswered) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, kOk);
+  ClientCall(false, 300, 0, kOk.size());
+  ns_l7_event request = ClientCall(true, 400, kGet.size(), kGet.size());
+  ns_l7_event close = Closed(request, 450);
+  close.offset = kOk.size();
+  close.sent = 2 * kGet.size();
+  table_.OnClose(close);
+  Server(false, 460, kGet.size(), kGet);
+  Server(true, 500, kOk.size(), kOk);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  const v1::HttpflowEvent* server = Of(records, "nginx");
+  ASSERT_NE(client, nullptr);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(client->count(), 1u);
+  EXPECT_EQ(server->count(), 2u);
+  EXPECT_EQ(table_.counters().unanswered, 1u);
+}
+
+// The server's call returns after the client has already read its bytes, so the server's
+// events can be stamped, and read, before the client's: its exchange waits for the client.
+TEST_F(Mirrored, TheServersEventsMayComeFirst) {
+  Server(false, 90, 0, kGet);
+  Server(true, 95, 0, kOk);  // complete: the body is in the call
+  ClientCall(true, 100, 0, kGet.size());
+  ClientCall(false, 300, 0, kOk.size());
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->count(), 1u);
+  EXPECT_EQ(client->latency_ns(), 200u);
+  EXPECT_EQ(client->bytes_read(), kOk.size());
+}
+
+// Without the probe's word that the server is mirrored, its exchanges are its own only.
+TEST_F(Mirrored, AServerNotPairedKeepsNothingForAClient) {
+  mirrored_ = false;
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, kOk);
+  ClientCall(false, 300, 0, kOk.size());
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].process_name(), "nginx");
+  EXPECT_EQ(table_.counters().mirrored, 0u);
+}
+
+// A server whose capture was left out (sampling): the client's calls make no records, and
+// what they leave is bounded and gone with the close.
+TEST_F(Mirrored, WithoutTheServersStreamNothingIsCounted) {
+  uint64_t offset = 0;
+  for (int i = 0; i < 5000; ++i) {
+    ClientCall(true, 100 + 10 * i, offset, kGet.size());
+    ClientCall(false, 105 + 10 * i, offset, Response());
+    offset += kGet.size();
+  }
+  ns_l7_event close = Closed(ClientCall(true, 60000, offset, 1), 60001);
+  table_.OnClose(close);
+  EXPECT_TRUE(table_.Flush(1).empty());
+  EXPECT_EQ(table_.counters().exchanges, 0u);
+  EXPECT_EQ(table_.connections(), 0u);
 }
 
 TEST(HttpTable, NotHttpIsCountedAndGivesNothing) {

@@ -204,6 +204,7 @@ bool MessageStream::ReadHead(Input& in) {
     in_message_ = true;
     head_started_ = false;
     line_has_content_ = false;
+    message_offset_ += message_bytes_;  // the previous message ended where this one starts
     message_bytes_ = 0;
     message_start_ns_ = in.ts_ns;
     buffer_.clear();

@@ -59,6 +59,9 @@ class MessageStream {
   const Head& head() const { return head_; }
   uint64_t message_bytes() const { return message_bytes_; }
   uint64_t message_start_ns() const { return message_start_ns_; }
+  // Where the current (or last) message starts among the bytes this stream was fed, gaps
+  // included.
+  uint64_t message_offset() const { return message_offset_; }
   const std::string& error() const { return error_; }
   uint64_t uncaptured_bytes() const { return uncaptured_bytes_; }
   // Bytes that are certainly body (or chunk data) ahead of the stream: the capture can skip them.
@@ -106,6 +109,7 @@ class MessageStream {
   uint64_t section_bytes_ = 0;  // chunk-size line or trailer section so far
   uint64_t message_bytes_ = 0;
   uint64_t message_start_ns_ = 0;
+  uint64_t message_offset_ = 0;
   uint64_t uncaptured_bytes_ = 0;
   std::string error_;
 };

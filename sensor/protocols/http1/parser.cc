@@ -238,6 +238,7 @@ void Connection::OnRequestHead() {
   e.path = path.substr(0, options_.max_path_len);
   e.version = {'1', '.', head.minor_version};
   e.request_start_ns = requests_.message_start_ns();
+  e.request_offset = requests_.message_offset();
 
   // RFC 9112 section 6.3: a request without Transfer-Encoding or Content-Length has no body.
   if (head.has_transfer_encoding && !head.chunked) {
@@ -277,6 +278,7 @@ void Connection::OnResponseHead() {
   if (p != nullptr) {
     p->exchange.status_code = head.status;
     p->exchange.response_start_ns = responses_.message_start_ns();
+    p->exchange.response_offset = responses_.message_offset();
   }
   const bool connect = p != nullptr && p->connect_request;
   response_switches_ = head.status == 101 || (connect && head.status / 100 == 2);

@@ -30,6 +30,10 @@ struct Exchange {
   // Timestamp of the chunk holding the first byte of the final response: an interim 100 Continue
   // is sent before the handler runs, so it says nothing about the server's latency.
   uint64_t response_start_ns = 0;
+  // Where the request and the final response start among the bytes of their direction the
+  // parser was fed (gaps included): the client and the server of one connection agree on them.
+  uint64_t request_offset = 0;
+  uint64_t response_offset = 0;
   // The request's body had not ended when the exchange was reported (the server answered early
   // and the connection closed or failed): request_bytes is what was seen until then.
   bool request_incomplete = false;
