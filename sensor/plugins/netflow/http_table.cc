@@ -91,9 +91,18 @@ void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) 
   }
   if (client == conns_.end() || !client->second.mirror) {
     // Not linked yet: the two sides' records are read in time order, and the server's can be
-    // stamped first (its call returns after the client already read the bytes).
-    for (const http1::Exchange& x : done) {
-      if (server.held.size() < parser_options_.max_completed) server.held.push_back(x);
+    // stamped first (its call returns after the client already read the bytes). A client
+    // that has not shown up by kMirrorHeld exchanges never will (its capture was left out for
+    // a limit): the server stops keeping them.
+    for (const http1::Exchange& x : done) server.held.push_back(x);
+    if (server.held.size() > kMirrorHeld) {
+      server.held.clear();
+      server.mirrored = false;
+      server.mirror_lost = true;
+      auto m = mirrored_servers_.find(server.last.sk);
+      if (m != mirrored_servers_.end() && m->second == StreamId::Of(server.last)) {
+        mirrored_servers_.erase(m);
+      }
     }
     return;
   }
@@ -136,7 +145,7 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   }
   Conn& conn = Find(event);
   conn.last = event;
-  if ((event.flags & NS_L7_MIRRORED) && !conn.mirrored) {
+  if ((event.flags & NS_L7_MIRRORED) && !conn.mirrored && !conn.mirror_lost) {
     conn.mirrored = true;
     mirrored_servers_[event.sk] = StreamId::Of(event);
     Link(event.sk);

@@ -137,6 +137,7 @@ class HttpTable {
     // A loopback server whose client mirrors it (NS_L7_MIRRORED): the client, once linked, and
     // the exchanges completed before that.
     bool mirrored = false;
+    bool mirror_lost = false;  // its client never showed up (Forward)
     std::optional<StreamId> mirror_client;
     std::deque<http1::Exchange> held;
   };
@@ -146,6 +147,8 @@ class HttpTable {
   // and their bodies' calls), and how many it may make before its server sends an event.
   static constexpr size_t kMirrorCalls = 256;
   static constexpr uint64_t kMirrorWait = 64;
+  // Exchanges a mirrored server keeps until its client links (ns_l7_event order), at most.
+  static constexpr size_t kMirrorHeld = 16;
   // An NS_L7_MIRROR call of a loopback client.
   void OnMirrorCall(const ns_l7_event& event);
   // Hands the exchanges `done` of `server` (NS_L7_MIRRORED) to the client that mirrors it, or

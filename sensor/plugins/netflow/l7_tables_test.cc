@@ -483,6 +483,28 @@ TEST_F(Mirrored, TheServersEventsMayComeFirst) {
   EXPECT_EQ(client->bytes_read(), kOk.size());
 }
 
+// A client whose capture was left out (sampling) never shows up: its server keeps a few
+// exchanges for it, then none, and counts its own all along.
+TEST_F(Mirrored, AServerStopsKeepingExchangesForAClientThatNeverCame) {
+  uint64_t offset = 0, sent = 0;
+  for (int i = 0; i < 100; ++i) {
+    Server(false, 100 + 10 * i, offset, kGet);
+    Server(true, 105 + 10 * i, sent, kOk);
+    offset += kGet.size();
+    sent += kOk.size();
+  }
+  // A client that turns up after all is not given what the server stopped keeping.
+  ClientCall(true, 5000, offset, kGet.size());
+  Server(false, 5010, offset, kGet);
+  Server(true, 5020, sent, kOk);
+  ClientCall(false, 5030, sent, kOk.size());
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].process_name(), "nginx");
+  EXPECT_EQ(records[0].count(), 101u);
+  EXPECT_EQ(table_.counters().mirrored, 0u);
+}
+
 // Without the probe's word that the server is mirrored, its exchanges are its own only.
 TEST_F(Mirrored, AServerNotPairedKeepsNothingForAClient) {
   mirrored_ = false;
