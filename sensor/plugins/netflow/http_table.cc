@@ -19,13 +19,26 @@ HttpTable::Conn& HttpTable::Find(const ns_l7_event& event) {
   return it->second;
 }
 
+namespace {
+
+// Drops index[sk] if it still names the stream `id` (a later socket at that address may have
+// taken the entry since).
+void Unindex(std::unordered_map<uint64_t, StreamId>& index, uint64_t sk, const StreamId& id) {
+  auto m = index.find(sk);
+  if (m != index.end() && m->second == id) index.erase(m);
+}
+
+}  // namespace
+
+HttpTable::Conn* HttpTable::Lookup(const std::optional<StreamId>& id) {
+  if (!id) return nullptr;
+  auto it = conns_.find(*id);
+  return it == conns_.end() ? nullptr : &it->second;
+}
+
 void HttpTable::Erase(std::unordered_map<StreamId, Conn, StreamIdHash>::iterator it) {
-  auto forget = [&](std::unordered_map<uint64_t, StreamId>& index, uint64_t sk) {
-    auto m = index.find(sk);
-    if (m != index.end() && m->second == it->first) index.erase(m);
-  };
-  if (it->second.mirror) forget(mirrors_, it->second.mirror->server_sk);
-  if (it->second.mirrored) forget(mirrored_servers_, it->first.sk);
+  if (it->second.mirror) Unindex(mirrors_, it->second.mirror->server_sk, it->first);
+  if (it->second.mirrored) Unindex(mirrored_servers_, it->first.sk, it->first);
   conns_.erase(it);
 }
 
@@ -33,18 +46,17 @@ void HttpTable::Link(uint64_t server_sk) {
   auto c = mirrors_.find(server_sk);
   auto s = mirrored_servers_.find(server_sk);
   if (c == mirrors_.end() || s == mirrored_servers_.end()) return;
-  auto client = conns_.find(c->second);
-  auto server = conns_.find(s->second);
-  if (client == conns_.end() || server == conns_.end() || !client->second.mirror) return;
+  Conn* client = Lookup(c->second);
+  Conn* server = Lookup(s->second);
+  if (client == nullptr || server == nullptr || !client->mirror) return;
   // A socket address outlives its socket: the pair is the one whose tuples mirror each other.
-  const ns_l7_event &ce = client->second.last, &se = server->second.last;
+  const ns_l7_event &ce = client->last, &se = server->last;
   if (ce.netns != se.netns || ce.sport != se.dport || ce.dport != se.sport) return;
-  client->second.mirror->server = s->second;
-  server->second.mirror_client = c->second;
-  std::vector<http1::Exchange> held(std::make_move_iterator(server->second.held.begin()),
-                                    std::make_move_iterator(server->second.held.end()));
-  server->second.held.clear();
-  Forward(server->second, held);
+  client->mirror->server = s->second;
+  server->mirror_client = c->second;
+  const std::vector<http1::Exchange> held = std::move(server->held);
+  server->held.clear();
+  Forward(*server, held);
 }
 
 void HttpTable::OnMirrorCall(const ns_l7_event& event) {
@@ -73,23 +85,22 @@ void HttpTable::OnMirrorCall(const ns_l7_event& event) {
   if (d == 1 && m.server) {
     // The server sent at least what this side read: a body it sent unreported (sendfile) has
     // ended, and its exchange with it.
-    auto server = conns_.find(*m.server);
-    if (server != conns_.end()) {
-      CatchUp(server->second, 0, event.offset + event.len);
-      Harvest(server->second, 0);
+    if (Conn* server = Lookup(m.server)) {
+      CatchUp(*server, 0, event.offset + event.len);
+      Harvest(*server, 0);
     }
   }
   Place(conn);
 }
 
 void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) {
-  auto client = server.mirror_client ? conns_.find(*server.mirror_client) : conns_.end();
-  if (server.mirror_client && client == conns_.end()) {
+  Conn* client = Lookup(server.mirror_client);
+  if (server.mirror_client && client == nullptr) {
     // The client closed first: it never read these answers, as its own parse would have said.
     counters_.unanswered += done.size();
     return;
   }
-  if (client == conns_.end() || !client->second.mirror) {
+  if (client == nullptr || !client->mirror) {
     // Not linked yet: the two sides' records are read in time order, and the server's can be
     // stamped first (its call returns after the client already read the bytes). A client
     // that has not shown up by kMirrorHeld exchanges never will (its capture was left out for
@@ -99,14 +110,11 @@ void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) 
       server.held.clear();
       server.mirrored = false;
       server.mirror_lost = true;
-      auto m = mirrored_servers_.find(server.last.sk);
-      if (m != mirrored_servers_.end() && m->second == StreamId::Of(server.last)) {
-        mirrored_servers_.erase(m);
-      }
+      Unindex(mirrored_servers_, server.last.sk, StreamId::Of(server.last));
     }
     return;
   }
-  Mirror& mirror = *client->second.mirror;
+  Mirror& mirror = *client->mirror;
   for (const http1::Exchange& x : done) {
     if (mirror.exchanges.size() >= parser_options_.max_completed) {
       ++counters_.unanswered;  // the client reads nothing: it will not read this either
@@ -114,7 +122,7 @@ void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) 
     }
     mirror.exchanges.push_back(x);
   }
-  Place(client->second);
+  Place(*client);
 }
 
 std::optional<uint64_t> HttpTable::TimeOf(std::deque<Call>& calls, uint64_t offset) {
@@ -189,10 +197,10 @@ void HttpTable::OnClose(const ns_l7_event& close) {
     // What this side read in all, the server sent, and what it sent the server reads (a server
     // that answers early, as nginx's `return` does, reads the rest of the body afterwards): the
     // last exchange may end only there.
-    if (auto server = m->server ? conns_.find(*m->server) : conns_.end(); server != conns_.end()) {
-      CatchUp(server->second, 0, close.offset);
-      CatchUp(server->second, 1, close.sent);
-      Harvest(server->second, 0);
+    if (Conn* server = Lookup(m->server)) {
+      CatchUp(*server, 0, close.offset);
+      CatchUp(*server, 1, close.sent);
+      Harvest(*server, 0);
     }
     Place(it->second);
     counters_.unanswered += m->exchanges.size();  // answered, but this side never read it

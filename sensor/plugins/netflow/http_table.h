@@ -139,10 +139,12 @@ class HttpTable {
     bool mirrored = false;
     bool mirror_lost = false;  // its client never showed up (Forward)
     std::optional<StreamId> mirror_client;
-    std::deque<http1::Exchange> held;
+    std::vector<http1::Exchange> held;
   };
 
   Conn& Find(const ns_l7_event& event);
+  // The stream `id` names, if it is still there.
+  Conn* Lookup(const std::optional<StreamId>& id);
   // Calls of a mirroring client kept per direction (a pipelining depth's worth of requests
   // and their bodies' calls), and how many it may make before its server sends an event.
   static constexpr size_t kMirrorCalls = 256;
