@@ -129,44 +129,49 @@ static __always_inline void ns_l7_pair(struct ns_conn *c, const struct ns_conn_k
 {
 	struct ns_l7_pair_key k = {};
 	struct ns_conn_key client_key = {};
-	struct ns_conn *client;
+	struct ns_conn *peer;
 	__u64 *client_sk;
+	bool client;
 
 	if (!(l7_capture & NS_L7_HTTP_ON) || c->protocol != IPPROTO_TCP || !ns_loopback(c->daddr))
 		return;
+	if (c->direction != NS_CONN_DIR_OUTGOING && c->direction != NS_CONN_DIR_INCOMING)
+		return;
+	/* Keyed by the client's tuple, which is the server's reversed. */
+	client = c->direction == NS_CONN_DIR_OUTGOING;
+	__builtin_memcpy(k.saddr, client ? c->saddr : c->daddr, 16);
+	__builtin_memcpy(k.daddr, client ? c->daddr : c->saddr, 16);
+	k.sport = client ? c->sport : c->dport;
+	k.dport = client ? c->dport : c->sport;
 	k.netns = c->netns;
-	if (c->direction == NS_CONN_DIR_OUTGOING) {
-		__builtin_memcpy(k.saddr, c->saddr, 16);
-		__builtin_memcpy(k.daddr, c->daddr, 16);
-		k.sport = c->sport;
-		k.dport = c->dport;
+	if (client) {
 		bpf_map_update_elem(&l7_pairs, &k, &key->sk, BPF_ANY);
 		return;
 	}
-	if (c->direction != NS_CONN_DIR_INCOMING)
-		return;
-	__builtin_memcpy(k.saddr, c->daddr, 16);
-	__builtin_memcpy(k.daddr, c->saddr, 16);
-	k.sport = c->dport;
-	k.dport = c->sport;
 	client_sk = bpf_map_lookup_elem(&l7_pairs, &k);
 	if (!client_sk)
 		return;
 	client_key.sk = *client_sk;
 	bpf_map_delete_elem(&l7_pairs, &k);
-	client = bpf_map_lookup_elem(&conns, &client_key);
+	peer = bpf_map_lookup_elem(&conns, &client_key);
 	/* The entry may be older than the socket now at that address: the tuple says. */
-	if (!client || client->netns != c->netns || client->sport != c->dport ||
-	    client->dport != c->sport || (client->flags & NS_CONN_PREEXISTING))
+	if (!peer || peer->netns != c->netns || peer->sport != c->dport || peer->dport != c->sport ||
+	    (peer->flags & NS_CONN_PREEXISTING))
 		return;
-	if (__sync_val_compare_and_swap(&client->l7_peer, 0, key->sk) == 0)
+	if (__sync_val_compare_and_swap(&peer->l7_peer, 0, key->sk) == 0)
 		c->l7_peer = client_key.sk | 1;
 }
 
-/* The client of `c` mirrors it (ns_l7_pair); a client's own value is a socket address, even. */
+/* `c` is a client that mirrors its server (ns_l7_pair): its value is a socket address, even. */
 static __always_inline bool ns_l7_mirrors(const struct ns_conn *c)
 {
 	return c->l7_peer > 1 && !(c->l7_peer & 1);
+}
+
+/* `c` is a server whose client mirrors it: its value is that client's address | 1. */
+static __always_inline bool ns_l7_mirrored(const struct ns_conn *c)
+{
+	return c->l7_peer > 1 && (c->l7_peer & 1);
 }
 
 /* Shedding for resource limits, written by user space (struct ns_l7_limit). */
@@ -573,7 +578,7 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 		return;
 	}
 	ns_l7_header(&s->e, c, key, len, got, l7, send ? NS_L7_SEND : NS_L7_RECV, flags);
-	if (c->l7_peer > 1 && (c->l7_peer & 1))
+	if (ns_l7_mirrored(c))
 		s->e.flags |= NS_L7_MIRRORED;
 	ns_l7_send(s, got);
 }
