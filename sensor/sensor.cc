@@ -581,6 +581,11 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
   s.push_back({"nodescope_sensor_events_total",
                events_help,
                true,
+               {{"source", "httpflow"}, {"event", "exchange_mirrored_server_time"}},
+               double(nc.http.mirror_stood_in)});
+  s.push_back({"nodescope_sensor_events_total",
+               events_help,
+               true,
                {{"source", "dnsflow"}, {"event", "record"}},
                double(nc.dns_records)});
   s.push_back({"nodescope_sensor_events_total",

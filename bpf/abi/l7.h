@@ -67,9 +67,12 @@ enum ns_l7_event_flag {
 	 * limit (l7_payload shed); offset and sent are its totals before the first call not
 	 * copied, so user space ends the stream as at a close. */
 	NS_L7_SHED = 1 << 5,
-	/* A loopback client's call whose bytes are not copied: the local server socket in `peer`
-	 * gets the same bytes at the same offsets, and user space takes this side's exchanges from
-	 * that socket's parse, placing them in time by this side's calls (len, offset, ts_ns). */
+	/* A loopback client's first call, whose bytes are not sent: the local server socket in
+	 * `peer` gets the same bytes at the same offsets, and user space takes this side's
+	 * exchanges from that socket's parse. The client's later calls make no event: they keep
+	 * the start of their latest run in each direction (struct ns_conn.l7_run_*), which its
+	 * server's receives carry (`runs`), and user space places the exchanges in this side's
+	 * time by them. */
 	NS_L7_MIRROR = 1 << 6,
 	/* A loopback server's call (copied as usual) whose client mirrors it: user space keeps its
 	 * exchanges for that client, whichever of the two it hears from first. */
@@ -91,6 +94,16 @@ struct ns_l7_skip {
 	__u64 until[2]; /* [enum ns_l7_direction] */
 	__u64 start_ns; /* ns_conn.start_ns of the connection meant: a hint that arrives after its
 			 * socket closed must not apply to a new socket at the same address */
+};
+
+/* A mirroring client's latest run in each direction, [0] sends and [1] receives (struct
+ * ns_conn.l7_run_*), with what it had sent and read in all, read before them: a run of
+ * direction d covers the bytes [off[d], moved[d]) at most. ts 0: no run, or one being
+ * rewritten when it was read. */
+struct ns_l7_runs {
+	__u64 ts[2];
+	__u64 off[2];
+	__u64 moved[2];
 };
 
 /* One send or receive on a connection of interest; a ring buffer record of
@@ -122,16 +135,19 @@ struct ns_l7_event {
 	__u64 offset;    /* bytes this socket had moved in this direction before the call */
 	__u64 conn_start_ns; /* ns_conn.start_ns: tells this socket from a later one at its address */
 	__u8 comm[NS_TASK_COMM_LEN];
+	/* On a mirroring client's server's receives (NS_L7_MIRRORED, NS_L7_RECV) and on the
+	 * client's own close: that client's runs. 0 on every other event. */
+	struct ns_l7_runs runs;
 };
 
 /* Counters of the l7 part share the probe's per-CPU array, after netflow's slots. */
 
 #ifdef __cplusplus
-static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
+static_assert(sizeof(struct ns_l7_event) == 176, "ns_l7_event layout changed");
 static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
 static_assert(sizeof(struct ns_l7_limit) == 8, "ns_l7_limit layout changed");
 #else
-_Static_assert(sizeof(struct ns_l7_event) == 128, "ns_l7_event layout changed");
+_Static_assert(sizeof(struct ns_l7_event) == 176, "ns_l7_event layout changed");
 _Static_assert(sizeof(struct ns_l7_skip) == 24, "ns_l7_skip layout changed");
 _Static_assert(sizeof(struct ns_l7_limit) == 8, "ns_l7_limit layout changed");
 #endif

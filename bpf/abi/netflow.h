@@ -90,6 +90,11 @@ struct ns_conn {
 	 * payload is copied; a client's: the address of the local server socket whose copy it uses;
 	 * a server's: its client's address | 1, that client mirrors it. */
 	__u64 l7_peer;
+	/* A mirroring client's latest run of sends [0] and of receives [1] (calls in one direction
+	 * with none in the other between): bpf_ktime_get_ns() at its first call (0 while it is
+	 * being rewritten) and the socket offset that call began at. */
+	__u64 l7_run_ts[2];
+	__u64 l7_run_off[2];
 };
 
 /* Ring buffer record: a socket's entry left `conns` with its final counters: a TCP socket went
@@ -105,11 +110,11 @@ struct ns_conn_close {
 #ifdef __cplusplus
 static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
-static_assert(sizeof(struct ns_conn) == 120, "ns_conn layout changed");
-static_assert(sizeof(struct ns_conn_close) == 144, "ns_conn_close layout changed");
+static_assert(sizeof(struct ns_conn) == 152, "ns_conn layout changed");
+static_assert(sizeof(struct ns_conn_close) == 176, "ns_conn_close layout changed");
 #else
 _Static_assert(sizeof(struct ns_conn_key) == 16, "ns_conn_key layout changed");
 _Static_assert(sizeof(struct ns_udp_peer) == 24, "ns_udp_peer layout changed");
-_Static_assert(sizeof(struct ns_conn) == 120, "ns_conn layout changed");
-_Static_assert(sizeof(struct ns_conn_close) == 144, "ns_conn_close layout changed");
+_Static_assert(sizeof(struct ns_conn) == 152, "ns_conn layout changed");
+_Static_assert(sizeof(struct ns_conn_close) == 176, "ns_conn_close layout changed");
 #endif

@@ -17,7 +17,8 @@ std::vector<AbiMember> ConnLayout() {
       NS_ABI_MEMBER(C, mdev_us),       NS_ABI_MEMBER(C, pid),          NS_ABI_MEMBER(C, netns),
       NS_ABI_MEMBER(C, sport),         NS_ABI_MEMBER(C, dport),        NS_ABI_MEMBER(C, family),
       NS_ABI_MEMBER(C, protocol),      NS_ABI_MEMBER(C, direction),    NS_ABI_MEMBER(C, flags),
-      NS_ABI_MEMBER(C, comm),          NS_ABI_MEMBER(C, l7_peer)};
+      NS_ABI_MEMBER(C, comm),          NS_ABI_MEMBER(C, l7_peer),      NS_ABI_MEMBER(C, l7_run_ts),
+      NS_ABI_MEMBER(C, l7_run_off)};
 }
 
 std::vector<AbiMember> CloseLayout() {
@@ -39,7 +40,12 @@ std::vector<AbiMember> L7EventLayout() {
           NS_ABI_MEMBER(E, direction), NS_ABI_MEMBER(E, conn_direction),
           NS_ABI_MEMBER(E, flags),     NS_ABI_MEMBER(E, pad),
           NS_ABI_MEMBER(E, offset),    NS_ABI_MEMBER(E, conn_start_ns),
-          NS_ABI_MEMBER(E, comm)};
+          NS_ABI_MEMBER(E, comm),      NS_ABI_MEMBER(E, runs)};
+}
+
+std::vector<AbiMember> L7RunsLayout() {
+  using R = ns_l7_runs;
+  return {NS_ABI_MEMBER(R, ts), NS_ABI_MEMBER(R, off), NS_ABI_MEMBER(R, moved)};
 }
 
 TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
@@ -62,9 +68,11 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                     {"direction", 94, 1},
                                                     {"flags", 95, 1},
                                                     {"comm", 96, NS_TASK_COMM_LEN},
-                                                    {"l7_peer", 112, 8}});
+                                                    {"l7_peer", 112, 8},
+                                                    {"l7_run_ts", 120, 16},
+                                                    {"l7_run_off", 136, 16}});
   nodescope::test::ExpectSameMembers(
-      CloseLayout(), {{"sk", 0, 8}, {"peer", 8, 8}, {"ts_ns", 16, 8}, {"conn", 24, 120}});
+      CloseLayout(), {{"sk", 0, 8}, {"peer", 8, 8}, {"ts_ns", 16, 8}, {"conn", 24, 152}});
   EXPECT_EQ(alignof(ns_conn), 8u);
   nodescope::test::ExpectSameMembers(L7EventLayout(), {{"sk", 0, 8},
                                                        {"peer", 8, 8},
@@ -88,7 +96,10 @@ TEST(NetflowAbi, CxxLayoutIsTheDocumentedOne) {
                                                        {"pad", 90, 6},
                                                        {"offset", 96, 8},
                                                        {"conn_start_ns", 104, 8},
-                                                       {"comm", 112, NS_TASK_COMM_LEN}});
+                                                       {"comm", 112, NS_TASK_COMM_LEN},
+                                                       {"runs", 128, 48}});
+  nodescope::test::ExpectSameMembers(L7RunsLayout(),
+                                     {{"ts", 0, 16}, {"off", 16, 16}, {"moved", 32, 16}});
 }
 
 // Written by user space while it sheds load for resource limits.
@@ -108,6 +119,8 @@ TEST(NetflowAbi, BpfObjectLayoutMatchesCxx) {
                                    CloseLayout());
   nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_l7_event", sizeof(ns_l7_event),
                                    L7EventLayout());
+  nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_l7_runs", sizeof(ns_l7_runs),
+                                   L7RunsLayout());
   nodescope::test::ExpectBtfLayout(NS_NETFLOW_BPF_OBJECT, "ns_l7_limit", sizeof(ns_l7_limit),
                                    L7LimitLayout());
 }

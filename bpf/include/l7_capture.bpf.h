@@ -89,8 +89,9 @@ struct {
 /* Both ends of a loopback TCP connection are sockets this probe sees, and the bytes one sends
  * are the bytes the other receives, at the same offsets. Copying and parsing them twice (a
  * sidecar and its application, or any client and server on one host) is half wasted: the
- * server's copy is parsed, and the client sends only its calls' lengths, offsets and times
- * (NS_L7_MIRROR), from which user space places the server's exchanges in the client's time.
+ * server's copy is parsed; the client sends one event (NS_L7_MIRROR), then only keeps where
+ * and when its runs of calls began (ns_l7_run), which the server's receives carry, and from
+ * which user space places the server's exchanges in the client's time.
  * The two sockets are paired at the server's handshake, by the tuple the client left here at
  * its own (which comes first). */
 struct ns_l7_pair_key {
@@ -172,6 +173,44 @@ static __always_inline bool ns_l7_mirrors(const struct ns_conn *c)
 static __always_inline bool ns_l7_mirrored(const struct ns_conn *c)
 {
 	return c->l7_peer > 1 && (c->l7_peer & 1);
+}
+
+/* A call of a mirroring client: one in the other direction than its latest run's begins a run,
+ * whose time and offset it keeps for its server's receives to carry (ns_l7_read_runs): no event,
+ * only a clock read when a run begins. The time is cleared first and set last, so a reader on
+ * another CPU that sees one time both before and after reading the offset has read a matching
+ * pair (x86 keeps stores and loads in order; the barriers keep the compiler from reordering). */
+static __always_inline void ns_l7_run(struct ns_conn *c, __u32 len, bool send)
+{
+	int d = send ? 0 : 1;
+	__u64 moved = send ? c->bytes_written : c->bytes_read;
+
+	if (c->l7_run_ts[d] && c->l7_run_ts[d] >= c->l7_run_ts[1 - d])
+		return; /* the run goes on */
+	*(volatile __u64 *)&c->l7_run_ts[d] = 0;
+	barrier();
+	*(volatile __u64 *)&c->l7_run_off[d] = moved >= len ? moved - len : 0;
+	barrier();
+	*(volatile __u64 *)&c->l7_run_ts[d] = bpf_ktime_get_ns();
+}
+
+/* The runs of the mirroring client `p` (ns_l7_run), its totals read first: a run that began
+ * after them ends up empty rather than spanning bytes it does not hold. */
+static __always_inline void ns_l7_read_runs(struct ns_l7_runs *r, struct ns_conn *p)
+{
+	r->moved[0] = *(volatile __u64 *)&p->bytes_written;
+	r->moved[1] = *(volatile __u64 *)&p->bytes_read;
+	for (int d = 0; d < 2; d++) {
+		__u64 ts = *(volatile __u64 *)&p->l7_run_ts[d], off;
+
+		barrier();
+		off = *(volatile __u64 *)&p->l7_run_off[d];
+		barrier();
+		if (ts && ts == *(volatile __u64 *)&p->l7_run_ts[d]) {
+			r->ts[d] = ts;
+			r->off[d] = off;
+		}
+	}
 }
 
 /* Shedding for resource limits, written by user space (struct ns_l7_limit). */
@@ -409,6 +448,7 @@ static __always_inline void ns_l7_header(struct ns_l7_event *e, const struct ns_
 	e->offset = moved >= len ? moved - len : 0;
 	e->conn_start_ns = c->start_ns;
 	__builtin_memcpy(e->comm, c->comm, NS_TASK_COMM_LEN);
+	__builtin_memset(&e->runs, 0, sizeof(e->runs));
 }
 
 /* Sends the event built in `s` with `got` bytes of payload; a full ring is counted. */
@@ -453,11 +493,13 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 	ns_l7_header(&e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
 		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
 	e.sent = c->bytes_written;
+	if (ns_l7_mirrors(c))
+		ns_l7_read_runs(&e.runs, c);
 	ns_l7_output(&e, sizeof(e));
 }
 
-/* A call of a loopback client that mirrors its server (struct ns_conn.l7_peer): its length,
- * offset and time, no bytes. */
+/* The first call of a loopback client that mirrors its server (struct ns_conn.l7_peer): its
+ * length, offset and time, no bytes; its later calls only keep their runs (ns_l7_run). */
 static __always_inline void ns_l7_mirror(struct ns_l7_scratch *s, const struct ns_conn *c,
 					 const struct ns_conn_key *key, __u32 len, bool send)
 {
@@ -527,7 +569,7 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	if (l7 == NS_L7_UNKNOWN && c->protocol == IPPROTO_TCP && !c->l7_peer)
 		__sync_val_compare_and_swap(&c->l7_peer, 0, 1);
 	if (l7 == NS_L7_HTTP && ns_l7_mirrors(c)) {
-		ns_l7_mirror(s, c, key, len, send);
+		ns_l7_run(c, len, send);
 		return;
 	}
 	if (l7 == NS_L7_HTTP && len > want) {
@@ -574,11 +616,22 @@ static __always_inline void ns_l7_capture(struct ns_conn *c, const struct ns_con
 	 * what is copied for it would be one more state for the verifier to carry through the copy
 	 * loops (it gave up on a million instructions). */
 	if (l7 == NS_L7_HTTP && ns_l7_mirrors(c)) {
+		ns_l7_run(c, len, send);
 		ns_l7_mirror(s, c, key, len, send);
 		return;
 	}
 	ns_l7_header(&s->e, c, key, len, got, l7, send ? NS_L7_SEND : NS_L7_RECV, flags);
-	if (ns_l7_mirrored(c))
+	if (ns_l7_mirrored(c)) {
+		struct ns_conn_key client = {.sk = c->l7_peer & ~1ULL};
+		struct ns_conn *p;
+
 		s->e.flags |= NS_L7_MIRRORED;
+		/* What its client has read ends the bodies this side sent unreported (sendfile), and
+		 * its runs place the exchanges in its time: carried where it has sent a request. The
+		 * entry may be a later socket's at that address: the client names this one. */
+		p = send ? NULL : bpf_map_lookup_elem(&conns, &client);
+		if (p && p->l7_peer == key->sk)
+			ns_l7_read_runs(&s->e.runs, p);
+	}
 	ns_l7_send(s, got);
 }

@@ -166,7 +166,8 @@ TEST_P(L7Shed, PayloadOffLeavesNewHttpConnectionsOutAndCountsThem) {
   Pair fresh;
   ASSERT_NO_FATAL_FAILURE(Connect(&fresh));
   ASSERT_NO_FATAL_FAILURE(Exchange(fresh));
-  EXPECT_EQ(Events(fresh.client_port).size(), 2u);
+  // A loopback client mirrors its server: its first call is its only event.
+  EXPECT_EQ(Events(fresh.client_port).size(), 1u);
   EXPECT_EQ(Events(fresh.server_port).size(), 2u);
   // Its close says nothing either: user space never saw the connection.
   close(p.client);
@@ -233,7 +234,9 @@ TEST_P(L7Shed, SamplingKeepsOrLeavesOutWholeConnections) {
         EXPECT_EQ(events, 0u);
         ++left_out;
       } else {
-        EXPECT_EQ(events, 4u);  // every call of both exchanges
+        // Every call of both exchanges; a loopback client mirrors its server (its first call
+        // is its only event).
+        EXPECT_EQ(events, sport == p.client_port ? 1u : 4u);
         ++kept;
       }
     }

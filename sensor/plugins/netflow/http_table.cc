@@ -30,15 +30,19 @@ void Unindex(std::unordered_map<uint64_t, StreamId>& index, uint64_t sk, const S
 
 }  // namespace
 
-HttpTable::Conn* HttpTable::Lookup(const std::optional<StreamId>& id) {
-  if (!id) return nullptr;
-  auto it = conns_.find(*id);
+HttpTable::Conn* HttpTable::Lookup(const StreamId& id) {
+  auto it = conns_.find(id);
   return it == conns_.end() ? nullptr : &it->second;
 }
 
 void HttpTable::Erase(std::unordered_map<StreamId, Conn, StreamIdHash>::iterator it) {
-  if (it->second.mirror) Unindex(mirrors_, it->second.mirror->server_sk, it->first);
-  if (it->second.mirrored) Unindex(mirrored_servers_, it->first.sk, it->first);
+  Conn& conn = it->second;
+  if (conn.mirror) {
+    Unindex(mirrors_, conn.mirror->server_sk, it->first);
+    if (conn.mirror->server != nullptr) conn.mirror->server->mirror_client = nullptr;
+  }
+  if (conn.mirrored) Unindex(mirrored_servers_, it->first.sk, it->first);
+  if (conn.mirror_client != nullptr) conn.mirror_client->mirror->server = nullptr;
   conns_.erase(it);
 }
 
@@ -52,8 +56,14 @@ void HttpTable::Link(uint64_t server_sk) {
   // A socket address outlives its socket: the pair is the one whose tuples mirror each other.
   const ns_l7_event &ce = client->last, &se = server->last;
   if (ce.netns != se.netns || ce.sport != se.dport || ce.dport != se.sport) return;
-  client->mirror->server = s->second;
-  server->mirror_client = c->second;
+  // Streams are nodes of conns_: pointers to them stay valid until Erase clears them. Either
+  // may still name an earlier partner (a socket address outlives its socket).
+  if (client->mirror->server != nullptr) client->mirror->server->mirror_client = nullptr;
+  if (server->mirror_client != nullptr) server->mirror_client->mirror->server = nullptr;
+  client->mirror->server = server;
+  server->mirror_client = client;
+  server->client_linked = true;
+  OnRuns(*client, server->client_runs);
   const std::vector<http1::Exchange> held = std::move(server->held);
   server->held.clear();
   Forward(*server, held);
@@ -68,34 +78,40 @@ void HttpTable::OnMirrorCall(const ns_l7_event& event) {
     mirrors_[event.peer] = StreamId::Of(event);
     Link(event.peer);
   }
-  Mirror& m = *conn.mirror;
-  const size_t d = event.direction == NS_L7_SEND ? 0 : 1;
-  // The calls no exchange reached yet. The server's first event follows the client's first
-  // call; a server that sent none by the client's kMirrorWait-th call was left out for a limit
-  // (sampling), and nothing will place them. A call dropped for the bound is stood in for by
-  // the next one (TimeOf).
-  ++m.calls_seen;
-  if (!m.server && m.calls_seen > kMirrorWait) {
-    m.calls[0].clear();
-    m.calls[1].clear();
-  } else {
-    if (m.calls[d].size() >= kMirrorCalls) m.calls[d].pop_front();
-    m.calls[d].push_back(Call{event.offset, event.offset + event.len, event.ts_ns});
-  }
-  if (d == 1 && m.server) {
-    // The server sent at least what this side read: a body it sent unreported (sendfile) has
-    // ended, and its exchange with it.
-    if (Conn* server = Lookup(m.server)) {
-      CatchUp(*server, 0, event.offset + event.len);
-      Harvest(*server, 0);
-    }
-  }
+  AddRun(conn.mirror->calls[event.direction == NS_L7_SEND ? 0 : 1], event.offset,
+         event.offset + event.len, event.ts_ns);
   Place(conn);
 }
 
+void HttpTable::AddRun(std::deque<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns) {
+  if (ts_ns == 0 || end <= offset) return;  // none, read while rewritten, or begun after `end`
+  if (!calls.empty()) {
+    Call& last = calls.back();
+    if (offset == last.offset) {  // the same run, grown since
+      last.end = std::max(last.end, end);
+      return;
+    }
+    if (offset < last.end) return;  // an older run
+  }
+  if (calls.size() >= kMirrorCalls) calls.pop_front();
+  calls.push_back(Call{offset, end, ts_ns});
+}
+
+void HttpTable::OnRuns(Conn& client, const ns_l7_runs& runs) {
+  Mirror& m = *client.mirror;
+  for (size_t d = 0; d < 2; ++d) AddRun(m.calls[d], runs.off[d], runs.moved[d], runs.ts[d]);
+  // The server sent at least what this side read: a body it sent unreported (sendfile) has
+  // ended, and its exchange with it.
+  if (Conn* server = m.server) {
+    CatchUp(*server, 0, runs.moved[1]);
+    Harvest(*server, 0);
+  }
+  Place(client);
+}
+
 void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) {
-  Conn* client = Lookup(server.mirror_client);
-  if (server.mirror_client && client == nullptr) {
+  Conn* client = server.mirror_client;
+  if (server.client_linked && client == nullptr) {
     // The client closed first: it never read these answers, as its own parse would have said.
     counters_.unanswered += done.size();
     return;
@@ -125,23 +141,30 @@ void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) 
   Place(*client);
 }
 
-std::optional<uint64_t> HttpTable::TimeOf(std::deque<Call>& calls, uint64_t offset) {
+std::optional<uint64_t> HttpTable::TimeOf(std::deque<Call>& calls, uint64_t offset,
+                                          uint64_t fallback, bool& stood_in) {
   while (!calls.empty() && calls.front().end <= offset) calls.pop_front();
   if (calls.empty()) return std::nullopt;
-  return calls.front().ts_ns;
+  if (calls.front().offset <= offset) return calls.front().ts_ns;
+  stood_in = true;
+  return fallback;
 }
 
 void HttpTable::Place(Conn& client) {
   Mirror& m = *client.mirror;
   while (!m.exchanges.empty()) {
     http1::Exchange& x = m.exchanges.front();
-    const std::optional<uint64_t> response = TimeOf(m.calls[1], x.response_offset);
+    // The server's own times stand in for runs never seen.
+    bool stood_in = false;
+    const std::optional<uint64_t> response =
+        TimeOf(m.calls[1], x.response_offset, x.response_start_ns, stood_in);
     if (!response) return;
-    // The server's own time of the request is the fallback: this side's send went unreported.
-    x.request_start_ns = TimeOf(m.calls[0], x.request_offset).value_or(x.request_start_ns);
+    x.request_start_ns = TimeOf(m.calls[0], x.request_offset, x.request_start_ns, stood_in)
+                             .value_or(x.request_start_ns);
     x.response_start_ns = *response;
     Count(client, NS_CONN_DIR_OUTGOING, x);
     ++counters_.mirrored;
+    counters_.mirror_stood_in += stood_in;
     m.exchanges.pop_front();
   }
 }
@@ -156,7 +179,17 @@ void HttpTable::OnEvent(const ns_l7_event& event, std::span<const char> captured
   if ((event.flags & NS_L7_MIRRORED) && !conn.mirrored && !conn.mirror_lost) {
     conn.mirrored = true;
     mirrored_servers_[event.sk] = StreamId::Of(event);
-    Link(event.sk);
+  }
+  if (conn.mirrored && event.direction == NS_L7_RECV) {
+    // The client's runs up to its request: kept for it before this side's parse completes
+    // the exchange.
+    Conn* client = conn.mirror_client;
+    if (client != nullptr && client->mirror) {
+      OnRuns(*client, event.runs);
+    } else {
+      conn.client_runs = event.runs;
+      if (!conn.client_linked) Link(event.sk);
+    }
   }
   const http1::Direction direction =
       event.direction == NS_L7_SEND ? http1::Direction::kSent : http1::Direction::kReceived;
@@ -194,10 +227,11 @@ void HttpTable::OnClose(const ns_l7_event& close) {
   auto it = conns_.find(StreamId::Of(close));
   if (it == conns_.end()) return;
   if (Mirror* m = it->second.mirror.get()) {
-    // What this side read in all, the server sent, and what it sent the server reads (a server
-    // that answers early, as nginx's `return` does, reads the rest of the body afterwards): the
-    // last exchange may end only there.
-    if (Conn* server = Lookup(m->server)) {
+    // Its last runs. What this side read in all, the server sent, and what it sent the server
+    // reads (a server that answers early, as nginx's `return` does, reads the rest of the body
+    // afterwards): the last exchange may end only there.
+    OnRuns(it->second, close.runs);
+    if (Conn* server = m->server) {
       CatchUp(*server, 0, close.offset);
       CatchUp(*server, 1, close.sent);
       Harvest(*server, 0);
@@ -318,19 +352,30 @@ void HttpTable::EvictOne() {
 }
 
 std::vector<v1::HttpflowEvent> HttpTable::Flush(int64_t interval_ns) {
-  if (options_.socket_totals) {
+  if (options_.socket_state) {
     for (auto& [id, conn] : conns_) {
       if (id.sk & 1) continue;  // TLS plaintext (netflow_plugin.cc)
-      if (conn.parser.BodyBytesDue(http1::Direction::kSent) == 0 &&
+      // A mirroring client with exchanges waiting for its reads' times, or whose server
+      // sent a body unreported: what it read ends that.
+      bool waiting = false;
+      if (conn.mirror) {
+        const Conn* server = conn.mirror->server;
+        waiting = !conn.mirror->exchanges.empty() ||
+                  (server != nullptr && server->parser.BodyBytesDue(http1::Direction::kSent) > 0);
+      }
+      if (!waiting && conn.parser.BodyBytesDue(http1::Direction::kSent) == 0 &&
           conn.parser.BodyBytesDue(http1::Direction::kReceived) == 0) {
         continue;
       }
-      if (std::optional<std::array<uint64_t, 2>> totals =
-              options_.socket_totals(id.sk, id.start_ns)) {
-        CatchUp(conn, 0, (*totals)[0]);
-        CatchUp(conn, 1, (*totals)[1]);
-        Harvest(conn, 0);
+      const std::optional<ns_l7_runs> state = options_.socket_state(id.sk, id.start_ns);
+      if (!state) continue;
+      if (waiting) {
+        OnRuns(conn, *state);
+        continue;
       }
+      CatchUp(conn, 0, state->moved[0]);
+      CatchUp(conn, 1, state->moved[1]);
+      Harvest(conn, 0);
     }
   }
   std::vector<v1::HttpflowEvent> out;

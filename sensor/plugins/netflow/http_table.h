@@ -38,13 +38,14 @@ class HttpTable {
     uint64_t min_skip_bytes = 64 * 1024;
     // ebpf-conntrack's DNAT join for the client side; nullptr: no dst_nat_* in the key.
     NatLookup nat;
-    // What the socket of the connection that started at start_ns had sent ([0]) and read
-    // ([1]) in all, from the probe's counters; nullopt when it is gone or is another
-    // connection now. Calls that only moved body bytes out of user memory (sendfile) are not
-    // reported, so a body a connection then left idle ends here, at Flush. nullptr: it ends
-    // with the next event or the close.
-    std::function<std::optional<std::array<uint64_t, 2>>(uint64_t sk, uint64_t start_ns)>
-        socket_totals;
+    // What the socket of the connection that started at start_ns had sent (moved[0]) and
+    // read (moved[1]) in all, from the probe's counters, and its latest runs if it is a
+    // mirroring client (struct ns_l7_runs); nullopt when it is gone or is another connection
+    // now. Calls that only moved body bytes out of user memory (sendfile) are not reported, so
+    // a body a connection then left idle ends here, at Flush; and so does the wait for the
+    // time of a mirroring client's last read. nullptr: both end with the next event or the
+    // close.
+    std::function<std::optional<ns_l7_runs>(uint64_t sk, uint64_t start_ns)> socket_state;
   };
 
   struct Counters {
@@ -56,6 +57,9 @@ class HttpTable {
     uint64_t skip_hints = 0;   // bodies the probe was told not to copy
     uint64_t caught_up = 0;    // body ends learned from a close or the socket's counters
     uint64_t mirrored = 0;     // of `exchanges`: a loopback client's, from its server's parse
+    // Of `mirrored`: a run of the client's was never seen, and the server's time of the
+    // request or response stood in (HttpTable::TimeOf).
+    uint64_t mirror_stood_in = 0;
   };
 
   explicit HttpTable(Options options);
@@ -99,18 +103,20 @@ class HttpTable {
     uint64_t generation = 0;
   };
 
-  // A call of a loopback client the probe did not copy (NS_L7_MIRROR): bytes [offset, end) of
-  // its direction, at ts_ns.
+  struct Conn;
+
+  // A run of calls of a loopback client the probe did not copy (NS_L7_MIRROR, struct
+  // ns_l7_runs): bytes [offset, end) of its direction, moved by calls that began at ts_ns, with
+  // no call in the other direction between them.
   struct Call {
     uint64_t offset = 0, end = 0, ts_ns = 0;
   };
 
   // A loopback client whose exchanges are its server's (the socket `server_sk`, whose stream
-  // is `server` once it sent an event), placed in time by its own calls.
+  // is `server` once it sent an event), placed in time by its own runs of calls.
   struct Mirror {
     uint64_t server_sk = 0;
-    std::optional<StreamId> server;
-    uint64_t calls_seen = 0;
+    Conn* server = nullptr;  // once linked; nullptr again when the server's stream is erased
     std::array<std::deque<Call>, 2> calls;  // [0] sent, [1] read; the ones no exchange passed
     std::deque<http1::Exchange> exchanges;  // the server's, waiting for this side to read them
   };
@@ -138,30 +144,37 @@ class HttpTable {
     // the exchanges completed before that.
     bool mirrored = false;
     bool mirror_lost = false;  // its client never showed up (Forward)
-    std::optional<StreamId> mirror_client;
+    bool client_linked = false;
+    Conn* mirror_client = nullptr;  // once linked; nullptr again when it is erased
     std::vector<http1::Exchange> held;
+    ns_l7_runs client_runs{};  // the latest its events carried, for a client not linked yet
   };
 
   Conn& Find(const ns_l7_event& event);
   // The stream `id` names, if it is still there.
-  Conn* Lookup(const std::optional<StreamId>& id);
-  // Calls of a mirroring client kept per direction (a pipelining depth's worth of requests
-  // and their bodies' calls), and how many it may make before its server sends an event.
+  Conn* Lookup(const StreamId& id);
+  // Runs of a mirroring client kept per direction (a pipelining depth's worth of requests).
   static constexpr size_t kMirrorCalls = 256;
-  static constexpr uint64_t kMirrorWait = 64;
   // Exchanges a mirrored server keeps until its client links (ns_l7_event order), at most.
   static constexpr size_t kMirrorHeld = 16;
-  // An NS_L7_MIRROR call of a loopback client.
+  // The NS_L7_MIRROR call of a loopback client (its first).
   void OnMirrorCall(const ns_l7_event& event);
+  // A mirroring client's runs, from its server's receive, its own close or the probe's map:
+  // kept to place exchanges by, and what it read ends the server's unreported bodies.
+  void OnRuns(Conn& client, const ns_l7_runs& runs);
+  // Keeps the run [offset, end) that began at ts_ns, unless it is known or passed already.
+  static void AddRun(std::deque<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns);
   // Hands the exchanges `done` of `server` (NS_L7_MIRRORED) to the client that mirrors it, or
   // holds them until the two are linked.
   void Forward(Conn& server, const std::vector<http1::Exchange>& done);
   // Links a mirroring client and its server once both have sent an event.
   void Link(uint64_t server_sk);
-  // The time of the call that moved the byte at `offset`, dropping the calls before it;
-  // nullopt when no call reached it yet. A call the probe did not report (a first call shorter
-  // than the four bytes that tell HTTP, a full ring) is stood in for by the next one.
-  static std::optional<uint64_t> TimeOf(std::deque<Call>& calls, uint64_t offset);
+  // The time of the run that moved the byte at `offset`, dropping the runs before it; nullopt
+  // when no run known reached it yet; `fallback` when a later run did, so the byte's own run
+  // was never seen (the next one began before an event carried it, or the first call was too
+  // short to tell HTTP).
+  static std::optional<uint64_t> TimeOf(std::deque<Call>& calls, uint64_t offset, uint64_t fallback,
+                                        bool& stood_in);
   // Counts the client's exchanges whose response it has begun to read.
   void Place(Conn& client);
   // Counts one exchange of `conn`, as the side with `direction` (ns_conn_direction) saw it.

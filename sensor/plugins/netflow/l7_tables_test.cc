@@ -55,6 +55,14 @@ ns_l7_event Closed(ns_l7_event of, uint64_t ts) {
   return of;
 }
 
+// The socket's totals, sent and read, as the probe's counters say them.
+ns_l7_runs Moved(const std::array<uint64_t, 2>& totals) {
+  ns_l7_runs state{};
+  state.moved[0] = totals[0];
+  state.moved[1] = totals[1];
+  return state;
+}
+
 std::string Ip(const std::string& raw) {
   char text[INET6_ADDRSTRLEN] = {};
   inet_ntop(raw.size() == 4 ? AF_INET : AF_INET6, raw.data(), text, sizeof(text));
@@ -293,13 +301,13 @@ TEST_F(UnreportedBody, EndsWithTheClose) {
 TEST_F(UnreportedBody, EndsAtTheFlushFromTheSocketsCounters) {
   std::array<uint64_t, 2> totals{};
   int asked = 0;
-  HttpTable table({.ephemeral_port = kEphemeral,
-                   .socket_totals = [&](uint64_t sk, uint64_t start_ns)
-                       -> std::optional<std::array<uint64_t, 2>> {
-                     ++asked;
-                     if (sk != kSk || start_ns != 80) return std::nullopt;  // Event(): sport
-                     return totals;
-                   }});
+  HttpTable table(
+      {.ephemeral_port = kEphemeral,
+       .socket_state = [&](uint64_t sk, uint64_t start_ns) -> std::optional<ns_l7_runs> {
+         ++asked;
+         if (sk != kSk || start_ns != 80) return std::nullopt;  // Event(): sport
+         return Moved(totals);
+       }});
   Exchange(table, 1000, 0, 0);
   // Half the body sent so far: nothing ends.
   totals = {head_.size() + 500, kGet.size()};
@@ -328,8 +336,9 @@ TEST_F(UnreportedBody, EndsAtTheFlushFromTheSocketsCounters) {
 
 TEST_F(UnreportedBody, AnEventTheCountersOvertookIsTrimmed) {
   std::array<uint64_t, 2> totals{};
-  HttpTable table({.ephemeral_port = kEphemeral,
-                   .socket_totals = [&](uint64_t, uint64_t) { return std::optional(totals); }});
+  HttpTable table({.ephemeral_port = kEphemeral, .socket_state = [&](uint64_t, uint64_t) {
+                     return std::optional(Moved(totals));
+                   }});
   Exchange(table, 1000, 0, 0);
   // The body went out with write() after all, in two calls whose events were still in the
   // ring when the flush read the counters.
@@ -357,27 +366,57 @@ class Mirrored : public ::testing::Test {
  protected:
   static constexpr uint64_t kClient = 0x2000, kServer = 0x3000;
   const std::string head_ = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
-  HttpTable table_{{.ephemeral_port = kEphemeral}};
+  // The probe's map, read at Flush: the client's runs as they are by then.
+  HttpTable table_{{.ephemeral_port = kEphemeral,
+                    .socket_state = [this](uint64_t sk, uint64_t) -> std::optional<ns_l7_runs> {
+                      ++state_reads_;
+                      if (sk != kClient || client_closed_) return std::nullopt;
+                      return client_;
+                    }}};
 
   uint64_t Response() const { return head_.size() + 1000; }
-  // A call of the client (wrk): no bytes, only its length and offset.
+  // A call of the client (wrk), as the probe sees it (l7_capture.bpf.h): the first one is an
+  // event with no bytes; every one keeps the start of its run in its direction (ns_l7_run),
+  // which the server's receives carry.
   ns_l7_event ClientCall(bool send, uint64_t ts, uint64_t offset, uint32_t len) {
+    const size_t d = send ? 0 : 1;
+    client_.moved[d] = offset + len;
+    if (client_.ts[d] == 0 || client_.ts[d] < client_.ts[1 - d]) {
+      client_.ts[d] = ts;
+      client_.off[d] = offset;
+    }
     ns_l7_event e = Event(kClient, "127.0.0.1", 40000, "127.0.0.1", 80, IPPROTO_TCP, NS_L7_HTTP,
                           send ? NS_L7_SEND : NS_L7_RECV, ts, len, 7, "wrk");
     e.offset = offset;
     e.flags = NS_L7_MIRROR;
     e.peer = kServer;
-    table_.OnEvent(e, {});
+    if (!client_seen_) table_.OnEvent(e, {});
+    client_seen_ = true;
     return e;
+  }
+  // The client's close, with its own runs.
+  void ClientClose(uint64_t ts) {
+    ns_l7_event close = Closed(Event(kClient, "127.0.0.1", 40000, "127.0.0.1", 80, IPPROTO_TCP,
+                                     NS_L7_HTTP, NS_L7_RECV, ts, 0, 7, "wrk"),
+                               ts);
+    close.offset = client_.moved[1];
+    close.sent = client_.moved[0];
+    close.runs = client_;
+    client_closed_ = true;
+    table_.OnClose(close);
   }
   void Server(bool send, uint64_t ts, uint64_t offset, const std::string& bytes) {
     ns_l7_event e = Event(kServer, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP, NS_L7_HTTP,
                           send ? NS_L7_SEND : NS_L7_RECV, ts, bytes.size(), 9, "nginx");
     e.offset = offset;
     e.flags = mirrored_ ? NS_L7_MIRRORED : 0;
+    if (mirrored_ && !send) e.runs = client_;
     table_.OnEvent(e, bytes);
   }
   bool mirrored_ = true;  // the probe paired the server with its client
+  ns_l7_runs client_{};   // the client's runs and totals (struct ns_conn.l7_run_*)
+  bool client_seen_ = false, client_closed_ = false;
+  int state_reads_ = 0;
   const v1::HttpflowEvent* Of(const std::vector<v1::HttpflowEvent>& records,
                               const std::string& process) {
     for (const v1::HttpflowEvent& r : records) {
@@ -419,6 +458,7 @@ TEST_F(Mirrored, KeepAliveExchangesInTheClientsTime) {
   EXPECT_EQ(server->latency_ns(), 90u);
   EXPECT_EQ(table_.counters().exchanges, 4u);
   EXPECT_EQ(table_.counters().mirrored, 2u);
+  EXPECT_EQ(table_.counters().mirror_stood_in, 0u);
 }
 
 // The client read the response in two calls and closed: the server's last body ends at what
@@ -428,11 +468,8 @@ TEST_F(Mirrored, TheLastExchangeEndsWithTheClientsClose) {
   Server(false, 110, 0, kGet);
   Server(true, 200, 0, head_);
   ClientCall(false, 300, 0, 10);
-  ns_l7_event last = ClientCall(false, 320, 10, Response() - 10);
-  ns_l7_event close = Closed(last, 400);
-  close.offset = Response();
-  close.sent = kGet.size();
-  table_.OnClose(close);
+  ClientCall(false, 320, 10, Response() - 10);
+  ClientClose(400);
   std::vector<v1::HttpflowEvent> records = table_.Flush(1);
   const v1::HttpflowEvent* client = Of(records, "wrk");
   ASSERT_NE(client, nullptr);
@@ -451,11 +488,8 @@ TEST_F(Mirrored, AnAnswerAfterTheClientClosedIsUnanswered) {
   Server(false, 110, 0, kGet);
   Server(true, 200, 0, kOk);
   ClientCall(false, 300, 0, kOk.size());
-  ns_l7_event request = ClientCall(true, 400, kGet.size(), kGet.size());
-  ns_l7_event close = Closed(request, 450);
-  close.offset = kOk.size();
-  close.sent = 2 * kGet.size();
-  table_.OnClose(close);
+  ClientCall(true, 400, kGet.size(), kGet.size());
+  ClientClose(450);
   Server(false, 460, kGet.size(), kGet);
   Server(true, 500, kOk.size(), kOk);
   std::vector<v1::HttpflowEvent> records = table_.Flush(1);
@@ -481,6 +515,92 @@ TEST_F(Mirrored, TheServersEventsMayComeFirst) {
   EXPECT_EQ(client->count(), 1u);
   EXPECT_EQ(client->latency_ns(), 200u);
   EXPECT_EQ(client->bytes_read(), kOk.size());
+}
+
+// A request written in two calls and a response read in two: each is placed at its run's
+// first call. The client's calls made one event in all, its first.
+TEST_F(Mirrored, ARunOfCallsIsTimedByItsFirstCall) {
+  const std::string post = "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n";
+  ClientCall(true, 100, 0, post.size());
+  ClientCall(true, 120, post.size(), 5);
+  Server(false, 130, 0, post + "hello");
+  Server(true, 200, 0, kOk);
+  ClientCall(false, 300, 0, 10);
+  ClientCall(false, 310, 10, kOk.size() - 10);
+  ClientClose(400);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->method(), "POST");
+  EXPECT_EQ(client->count(), 1u);
+  EXPECT_EQ(client->latency_ns(), 200u);
+  EXPECT_EQ(client->bytes_written(), post.size() + 5);
+  EXPECT_EQ(table_.counters().mirrored, 1u);
+}
+
+// A keep-alive client that read its answer and went idle: nothing carries its last read's
+// time until the flush reads its runs from the probe's map.
+TEST_F(Mirrored, AnIdleClientsLastAnswerIsPlacedAtTheFlush) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, kOk);
+  ClientCall(false, 300, 0, kOk.size());
+  EXPECT_EQ(table_.counters().mirrored, 0u);
+  EXPECT_EQ(state_reads_, 0);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->latency_ns(), 200u);
+  EXPECT_EQ(table_.counters().mirrored, 1u);
+  EXPECT_GE(state_reads_, 1);
+}
+
+// The server read a request before the client's call that sent it kept its run (the call
+// returns after the bytes were delivered), and the client's next request replaced that run
+// before another event carried it: the server's time of the request stands in, not the later
+// run's.
+TEST_F(Mirrored, ARequestWhoseRunWasNeverSeenTakesTheServersTime) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, kOk);
+  ClientCall(false, 300, 0, kOk.size());
+  Server(false, 405, kGet.size(), kGet);  // the client's run of 400 is not kept yet
+  Server(true, 500, kOk.size(), kOk);
+  ClientCall(true, 400, kGet.size(), kGet.size());
+  ClientCall(false, 600, kOk.size(), kOk.size());
+  ClientCall(true, 700, 2 * kGet.size(), kGet.size());
+  Server(false, 710, 2 * kGet.size(), kGet);
+  EXPECT_EQ(table_.counters().mirrored, 2u);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->count(), 2u);
+  EXPECT_EQ(client->latency_max_ns(), 200u);
+  EXPECT_EQ(client->latency_ns(), (200u + 600u - 405u) / 2);
+  EXPECT_EQ(table_.counters().mirror_stood_in, 1u);
+}
+
+// The server closed first (HTTP/1.0, or `Connection: close`): its last exchange waits in the
+// client for the client's read, which its close carries.
+TEST_F(Mirrored, TheServerMayCloseFirst) {
+  ClientCall(true, 100, 0, kGet.size());
+  Server(false, 110, 0, kGet);
+  Server(true, 200, 0, kOk);
+  ns_l7_event close = Closed(Event(kServer, "127.0.0.1", 80, "127.0.0.1", 40000, IPPROTO_TCP,
+                                   NS_L7_HTTP, NS_L7_RECV, 210, 0, 9, "nginx"),
+                             210);
+  close.offset = kGet.size();
+  close.sent = kOk.size();
+  table_.OnClose(close);
+  EXPECT_EQ(table_.connections(), 1u);  // the client's
+  ClientCall(false, 300, 0, kOk.size());
+  ClientClose(400);
+  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+  const v1::HttpflowEvent* client = Of(records, "wrk");
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->count(), 1u);
+  EXPECT_EQ(client->latency_ns(), 200u);
+  EXPECT_EQ(table_.connections(), 0u);
 }
 
 // A client whose capture was left out (sampling) never shows up: its server keeps a few
@@ -519,7 +639,7 @@ TEST_F(Mirrored, AServerNotPairedKeepsNothingForAClient) {
 }
 
 // A server whose capture was left out (sampling): the client's calls make no records, and
-// what they leave is bounded and gone with the close.
+// what they leave is gone with the close.
 TEST_F(Mirrored, WithoutTheServersStreamNothingIsCounted) {
   uint64_t offset = 0;
   for (int i = 0; i < 5000; ++i) {
@@ -527,8 +647,8 @@ TEST_F(Mirrored, WithoutTheServersStreamNothingIsCounted) {
     ClientCall(false, 105 + 10 * i, offset, Response());
     offset += kGet.size();
   }
-  ns_l7_event close = Closed(ClientCall(true, 60000, offset, 1), 60001);
-  table_.OnClose(close);
+  EXPECT_TRUE(table_.Flush(1).empty());
+  ClientClose(60001);
   EXPECT_TRUE(table_.Flush(1).empty());
   EXPECT_EQ(table_.counters().exchanges, 0u);
   EXPECT_EQ(table_.connections(), 0u);

@@ -126,15 +126,21 @@ Status NetflowPlugin::Start(EventSink* sink, const NetflowOptions& options,
       // Best effort: a failed update only means the body is copied after all.
       if (l7_skip_fd_ >= 0) bpf_map_update_elem(l7_skip_fd_, &key, &skip, BPF_ANY);
     };
-    http.socket_totals = [this](uint64_t sk,
-                                uint64_t start_ns) -> std::optional<std::array<uint64_t, 2>> {
+    http.socket_state = [this](uint64_t sk, uint64_t start_ns) -> std::optional<ns_l7_runs> {
       const ns_conn_key key{sk, 0};  // HTTP is TCP: never a peer key
       ns_conn conn;
       if (conns_fd_ < 0 || bpf_map_lookup_elem(conns_fd_, &key, &conn) != 0 ||
           conn.start_ns != start_ns) {
         return std::nullopt;
       }
-      return std::array<uint64_t, 2>{conn.bytes_written, conn.bytes_read};
+      ns_l7_runs state{};
+      state.moved[0] = conn.bytes_written;
+      state.moved[1] = conn.bytes_read;
+      for (size_t d = 0; d < 2; ++d) {  // meaningful for a mirroring client only
+        state.ts[d] = conn.l7_run_ts[d];
+        state.off[d] = conn.l7_run_off[d];
+      }
+      return state;
     };
     http_ = std::make_unique<HttpTable>(std::move(http));
   }
