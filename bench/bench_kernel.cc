@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "bench/child.h"
+#include "bench/stats.h"
 #include "tests/integration/harness.h"
 
 namespace nodescope::bench {
@@ -105,11 +106,6 @@ double Rate(const Loop& loop, double seconds) {
     if (Clock::now() >= end) break;
   }
   return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 std::vector<Loop> Loops(const std::filesystem::path& dir) {

@@ -39,6 +39,7 @@
 #include <set>
 
 #include "bench/netflow_runs.h"
+#include "bench/stats.h"
 #include "fmt/format.h"
 
 namespace nodescope::bench {
@@ -46,13 +47,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
-}
 
 std::string WhatRan(const Window& w) {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -98,7 +92,8 @@ struct Throughput {
   // 3-6% slower on this machine whichever side it was, which a median of an odd number of
   // alternating pairs does not cancel. 0 when one order has no pair.
   double order_balanced = 0;
-  bool quiet_only = false;                       // ... all of them quiet ones
+  bool quiet_only = false;  // ... all of them quiet ones
+  Interval spread;          // of the geometric mean pair ratio, by resampling the pairs
 };
 
 struct Pair {
@@ -170,14 +165,14 @@ Result<Throughput> PartThroughput(Bench& bench) {
     ++order_pairs[pair.probe_first];
   }
   if (order_pairs[0] > 0 && order_pairs[1] > 0) {
-    t.order_balanced =
-        std::exp((log_sum[0] / order_pairs[0] + log_sum[1] / order_pairs[1]) / 2);
+    t.order_balanced = std::exp((log_sum[0] / order_pairs[0] + log_sum[1] / order_pairs[1]) / 2);
   }
   t.without = Median(rate[0]);
   t.with = Median(rate[1]);
   t.per_cpu_without = Median(per_cpu[0]);
   t.per_cpu_with = Median(per_cpu[1]);
   t.pairs = static_cast<int>(ratios.size());
+  t.spread = BootstrapGeometricMean(ratios);
   fmt::print(
       "  (each pair: without / with = with/without)\n  over the {} {}pairs: median req/s "
       "without {:.0f}, with {:.0f}; ratio of medians {:.3f} (pair ratios {:.3f} to {:.3f})\n",
@@ -191,6 +186,10 @@ Result<Throughput> PartThroughput(Bench& bench) {
         std::exp(log_sum[0] / order_pairs[0]), order_pairs[0],
         std::exp(log_sum[1] / order_pairs[1]), order_pairs[1], t.order_balanced);
   }
+  fmt::print(
+      "  geometric mean pair ratio {:.3f}; 90% of resamplings of the pairs fall in {:.3f} to "
+      "{:.3f}: the noise this run leaves in the figures\n",
+      t.spread.geometric_mean, t.spread.low, t.spread.high);
   fmt::print(
       "  median requests per CPU-s of nginx + wrk + sensor + aggregator: without {:.0f}, with "
       "{:.0f}; ratio {:.3f}\n",
@@ -294,18 +293,23 @@ void PrintTable(const Throughput& t, const CostTotals& off, const CostTotals& on
   };
   const auto f = [](const char* format, double v) { return fmt::format(fmt::runtime(format), v); };
   const char* part = args.kernel ? "ebpf-kernel" : args.httpflow ? "httpflow" : "netflow";
-  fmt::print("\n{} bench ({} cores, sensor interval {} s)\n", part,
-             sysconf(_SC_NPROCESSORS_ONLN), args.interval_s);
+  fmt::print("\n{} bench ({} cores, sensor interval {} s)\n", part, sysconf(_SC_NPROCESSORS_ONLN),
+             args.interval_s);
   row("figure", "without", "with", part);
   row(fmt::format("wrk -> nginx 1 KiB keep-alive, req/s (median, {} {}pairs)", t.pairs,
                   t.quiet_only ? "quiet " : ""),
       f("{:.0f}", t.without), f("{:.0f}", t.with),
       fmt::format("ratio {:.3f} (target >= {})", t.with / t.without,
-                  args.kernel ? "0.97" : args.httpflow ? "0.95" : "0.99"));
+                  args.kernel     ? "0.97"
+                  : args.httpflow ? "0.95"
+                                  : "0.99"));
   if (t.order_balanced > 0) {
     row("  the same, each order's pairs weighed equally", "", "",
         fmt::format("ratio {:.3f}", t.order_balanced));
   }
+  row("  geometric mean pair ratio, 90% resampling interval", "", "",
+      fmt::format("{:.3f} ({:.3f} to {:.3f})", t.spread.geometric_mean, t.spread.low,
+                  t.spread.high));
   row("  requests per CPU-s of nginx + wrk + sensor + aggregator", f("{:.0f}", t.per_cpu_without),
       f("{:.0f}", t.per_cpu_with), fmt::format("ratio {:.3f}", t.per_cpu_with / t.per_cpu_without));
   row("new connections/s reached", f("{:.0f}", off.ConnectionsPerSecond()),
