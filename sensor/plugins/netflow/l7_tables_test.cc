@@ -417,6 +417,13 @@ class Mirrored : public ::testing::Test {
   ns_l7_runs client_{};   // the client's runs and totals (struct ns_conn.l7_run_*)
   bool client_seen_ = false, client_closed_ = false;
   int state_reads_ = 0;
+  // The client's record of the interval, if there is one.
+  std::optional<v1::HttpflowEvent> FlushedClient() {
+    for (const v1::HttpflowEvent& r : table_.Flush(1)) {
+      if (r.process_name() == "wrk") return r;
+    }
+    return std::nullopt;
+  }
   const v1::HttpflowEvent* Of(const std::vector<v1::HttpflowEvent>& records,
                               const std::string& process) {
     for (const v1::HttpflowEvent& r : records) {
@@ -470,9 +477,8 @@ TEST_F(Mirrored, TheLastExchangeEndsWithTheClientsClose) {
   ClientCall(false, 300, 0, 10);
   ClientCall(false, 320, 10, Response() - 10);
   ClientClose(400);
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->count(), 1u);
   EXPECT_EQ(client->latency_ns(), 200u);
   EXPECT_EQ(client->bytes_read(), Response());
@@ -509,9 +515,8 @@ TEST_F(Mirrored, TheServersEventsMayComeFirst) {
   Server(true, 95, 0, kOk);  // complete: the body is in the call
   ClientCall(true, 100, 0, kGet.size());
   ClientCall(false, 300, 0, kOk.size());
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->count(), 1u);
   EXPECT_EQ(client->latency_ns(), 200u);
   EXPECT_EQ(client->bytes_read(), kOk.size());
@@ -528,9 +533,8 @@ TEST_F(Mirrored, ARunOfCallsIsTimedByItsFirstCall) {
   ClientCall(false, 300, 0, 10);
   ClientCall(false, 310, 10, kOk.size() - 10);
   ClientClose(400);
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->method(), "POST");
   EXPECT_EQ(client->count(), 1u);
   EXPECT_EQ(client->latency_ns(), 200u);
@@ -547,9 +551,8 @@ TEST_F(Mirrored, AnIdleClientsLastAnswerIsPlacedAtTheFlush) {
   ClientCall(false, 300, 0, kOk.size());
   EXPECT_EQ(table_.counters().mirrored, 0u);
   EXPECT_EQ(state_reads_, 0);
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->latency_ns(), 200u);
   EXPECT_EQ(table_.counters().mirrored, 1u);
   EXPECT_GE(state_reads_, 1);
@@ -571,9 +574,8 @@ TEST_F(Mirrored, ARequestWhoseRunWasNeverSeenTakesTheServersTime) {
   ClientCall(true, 700, 2 * kGet.size(), kGet.size());
   Server(false, 710, 2 * kGet.size(), kGet);
   EXPECT_EQ(table_.counters().mirrored, 2u);
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->count(), 2u);
   EXPECT_EQ(client->latency_max_ns(), 200u);
   EXPECT_EQ(client->latency_ns(), (200u + 600u - 405u) / 2);
@@ -595,9 +597,8 @@ TEST_F(Mirrored, TheServerMayCloseFirst) {
   EXPECT_EQ(table_.connections(), 1u);  // the client's
   ClientCall(false, 300, 0, kOk.size());
   ClientClose(400);
-  std::vector<v1::HttpflowEvent> records = table_.Flush(1);
-  const v1::HttpflowEvent* client = Of(records, "wrk");
-  ASSERT_NE(client, nullptr);
+  const std::optional<v1::HttpflowEvent> client = FlushedClient();
+  ASSERT_TRUE(client);
   EXPECT_EQ(client->count(), 1u);
   EXPECT_EQ(client->latency_ns(), 200u);
   EXPECT_EQ(table_.connections(), 0u);
