@@ -18,6 +18,15 @@
 namespace nodescope::sensor {
 namespace {
 
+// One nodescope_sensor_events_total sample: the `event`s of `source` the probes observed.
+Sample EventsSample(const char* source, const char* event, double value) {
+  return {"nodescope_sensor_events_total",
+          "events observed by the sensor's probes",
+          true,
+          {{"source", source}, {"event", event}},
+          value};
+}
+
 std::string NodeName(const std::string& configured) {
   if (!configured.empty()) return configured;
   char name[256] = {};
@@ -332,22 +341,9 @@ std::vector<Sample> Sensor::Samples() const {
                  1});
   }
   const auto pc = process_.counters();
-  const char* events_help = "events observed by the sensor's probes";
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "process"}, {"event", "exec"}},
-               double(pc.exec)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "process"}, {"event", "fork"}},
-               double(pc.fork)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "process"}, {"event", "exit"}},
-               double(pc.exit)});
+  s.push_back(EventsSample("process", "exec", double(pc.exec)));
+  s.push_back(EventsSample("process", "fork", double(pc.fork)));
+  s.push_back(EventsSample("process", "exit", double(pc.exit)));
   const char* dropped_help = "events lost before reaching the aggregator, by reason";
   if (transport_) {
     const TransportStats t = transport_->Stats();
@@ -466,22 +462,9 @@ void Sensor::AppendSpoolSamples(const TransportStats& t, std::vector<Sample>& s)
 void Sensor::AppendConntrackSamples(std::vector<Sample>& s) const {
   if (!Enabled("ebpf-conntrack")) return;
   const auto c = conntrack_.counters();
-  const char* events_help = "events observed by the sensor's probes";
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "conntrack"}, {"event", "new"}},
-               double(c.new_events)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "conntrack"}, {"event", "destroy"}},
-               double(c.destroy_events)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "conntrack"}, {"event", "existing"}},
-               double(c.existing)});
+  s.push_back(EventsSample("conntrack", "new", double(c.new_events)));
+  s.push_back(EventsSample("conntrack", "destroy", double(c.destroy_events)));
+  s.push_back(EventsSample("conntrack", "existing", double(c.existing)));
   s.push_back({"nodescope_sensor_conntrack_translations",
                "DNAT translations the sensor tracks for the netflow join",
                false,
@@ -520,16 +503,8 @@ void Sensor::AppendConntrackSamples(std::vector<Sample>& s) const {
 void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
   if (!Enabled("ebpf-net")) return;
   const auto nc = netflow_.counters();
-  s.push_back({"nodescope_sensor_events_total",
-               "events observed by the sensor's probes",
-               true,
-               {{"source", "netflow"}, {"event", "record"}},
-               double(nc.records)});
-  s.push_back({"nodescope_sensor_events_total",
-               "events observed by the sensor's probes",
-               true,
-               {{"source", "netflow"}, {"event", "tcp_close"}},
-               double(nc.closes)});
+  s.push_back(EventsSample("netflow", "record", double(nc.records)));
+  s.push_back(EventsSample("netflow", "tcp_close", double(nc.closes)));
   const char* dropped_help = "events lost before reaching the aggregator, by reason";
   s.push_back({"nodescope_sensor_dropped_total",
                dropped_help,
@@ -562,42 +537,14 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
                {},
                double(nc.tracked)});
 
-  const char* events_help = "events observed by the sensor's probes";
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "httpflow"}, {"event", "record"}},
-               double(nc.http_records)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "httpflow"}, {"event", "exchange"}},
-               double(nc.http.exchanges)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "httpflow"}, {"event", "exchange_mirrored"}},
-               double(nc.http.mirrored)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "httpflow"}, {"event", "exchange_mirrored_server_time"}},
-               double(nc.http.mirror_stood_in)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "dnsflow"}, {"event", "record"}},
-               double(nc.dns_records)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "dnsflow"}, {"event", "message"}},
-               double(nc.dns.messages)});
-  s.push_back({"nodescope_sensor_events_total",
-               events_help,
-               true,
-               {{"source", "l7"}, {"event", "payload"}},
-               double(nc.l7_events)});
+  s.push_back(EventsSample("httpflow", "record", double(nc.http_records)));
+  s.push_back(EventsSample("httpflow", "exchange", double(nc.http.exchanges)));
+  s.push_back(EventsSample("httpflow", "exchange_mirrored", double(nc.http.mirrored)));
+  s.push_back(
+      EventsSample("httpflow", "exchange_mirrored_server_time", double(nc.http.mirror_stood_in)));
+  s.push_back(EventsSample("dnsflow", "record", double(nc.dns_records)));
+  s.push_back(EventsSample("dnsflow", "message", double(nc.dns.messages)));
+  s.push_back(EventsSample("l7", "payload", double(nc.l7_events)));
   s.push_back({"nodescope_sensor_dropped_total",
                dropped_help,
                true,
@@ -630,11 +577,7 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
 void Sensor::AppendBashSamples(std::vector<Sample>& s) const {
   if (!Enabled("ebpf-bash")) return;
   const auto bc = bash_.counters();
-  s.push_back({"nodescope_sensor_events_total",
-               "events observed by the sensor's probes",
-               true,
-               {{"source", "bash"}, {"event", "line"}},
-               double(bc.lines)});
+  s.push_back(EventsSample("bash", "line", double(bc.lines)));
   s.push_back({"nodescope_sensor_bash_truncated_lines_total",
                "bash lines longer than 4096 bytes, sent cut at 4096 and marked truncated",
                true,
