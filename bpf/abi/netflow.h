@@ -11,7 +11,7 @@
 #define NS_TASK_COMM_LEN 16 /* TASK_COMM_LEN in include/linux/sched.h */
 #endif
 
-/* Live sockets tracked at once. An entry is 120 bytes (+ hash overhead), so 65536 cost ~10 MiB of locked memory;
+/* Live sockets tracked at once. An entry is 152 bytes (+ key and hash overhead), so 65536 cost 14.5 MiB of locked memory;
  * beyond that the LRU evicts the least recently used socket, which user space counts. */
 #define NS_NETFLOW_MAX_CONNS 65536
 /* Remote addresses of unconnected UDP sockets' last sendmsg/recvmsg, by socket cookie. */
