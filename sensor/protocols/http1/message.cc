@@ -220,7 +220,24 @@ bool MessageStream::ReadHead(Input& in) {
     if (in.size == 0) return false;
     head_started_ = true;
   }
-  const size_t end = FindSectionEnd(in.data, in.size, line_has_content_);
+  size_t end = std::string_view::npos;
+  bool parsed = false;
+  if (buffer_.empty()) {
+    // Most heads arrive whole in one call: parsed where they are, in the pass that finds their
+    // end (finding the end first and then parsing read every head twice).
+    size_t tail = 0;
+    end = ScanHead(in.data, in.size, parsed, tail);
+    if (end == std::string_view::npos) {
+      // The state FindSectionEnd carries into the next chunk: whether the unfinished line holds
+      // more than CRs.
+      line_has_content_ = false;
+      for (size_t i = tail; i < in.size && !line_has_content_; ++i) {
+        line_has_content_ = in.data[i] != '\r';
+      }
+    }
+  } else {
+    end = FindSectionEnd(in.data, in.size, line_has_content_);
+  }
   const size_t take = end == std::string_view::npos ? in.size : end;
   if (buffer_.size() + take > max_head_bytes_) {
     // Up to the limit the bytes count as read, so where the failure falls does not depend on
@@ -229,35 +246,51 @@ bool MessageStream::ReadHead(Input& in) {
     return Fail("a message head longer than " + std::to_string(max_head_bytes_) + " bytes");
   }
   if (end != std::string_view::npos && buffer_.empty()) {
-    // The whole head is in this chunk: parse it where it is.
-    const std::string_view text(in.data, end);
     TakeCaptured(in, take);
-    return ParseHead(text);
+    return HeadParsed(parsed);
   }
   buffer_.append(in.data, take);
   TakeCaptured(in, take);
-  return end != std::string_view::npos && ParseHead(buffer_);
+  if (end == std::string_view::npos) return false;
+  size_t tail = 0;
+  ScanHead(buffer_.data(), buffer_.size(), parsed, tail);
+  return HeadParsed(parsed);
 }
 
-bool MessageStream::ParseHead(std::string_view text) {
+size_t MessageStream::ScanHead(const char* data, size_t size, bool& parsed, size_t& tail) {
   head_ = Head{};
+  parsed = true;
   bool first = true;
-  while (!text.empty()) {
-    const size_t nl = FindByte(text.data(), text.size(), '\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == text.size() ? nl : nl + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (first) {
-      if (!ParseStartLine(line)) return false;
-      first = false;
-    } else if (line.empty()) {
-      break;
-    } else if (!ParseField(line)) {
-      return false;
+  size_t i = 0;
+  while (i < size) {
+    const size_t nl = i + FindByte(data + i, size - i, '\n');
+    if (nl == size) break;
+    // A line of nothing but CR is the empty line (see FindSectionEnd); the start line never is,
+    // ReadHead skipped the empty lines before it.
+    size_t j = i;
+    while (j < nl && data[j] == '\r') ++j;
+    if (j == nl && !first) return nl + 1;
+    if (parsed) {
+      std::string_view line(data + i, nl - i);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      parsed = first ? ParseStartLine(line) : ParseField(line);
     }
+    first = false;
+    i = nl + 1;
   }
+  tail = i;
+  return std::string_view::npos;
+}
+
+bool MessageStream::HeadParsed(bool parsed) {
+  if (!parsed) return Fail(std::move(rejected_));
   state_ = State::kHeadDone;
   return true;
+}
+
+bool MessageStream::Reject(std::string reason) {
+  rejected_ = std::move(reason);
+  return false;
 }
 
 bool MessageStream::ParseStartLine(std::string_view line) {
@@ -267,11 +300,11 @@ bool MessageStream::ParseStartLine(std::string_view line) {
     const size_t sp2 = line.rfind(' ');
     if (sp1 == std::string_view::npos || sp1 == 0 || sp2 == sp1 + 1 || sp1 == sp2 ||
         !ParseVersion(line.substr(sp2 + 1), head_.minor_version)) {
-      return Fail("the request line is not 'method target HTTP/1.x'");
+      return Reject("the request line is not 'method target HTTP/1.x'");
     }
     head_.method = line.substr(0, sp1);
     if (!std::all_of(head_.method.begin(), head_.method.end(), IsTchar)) {
-      return Fail("the request method is not a token");
+      return Reject("the request method is not a token");
     }
     head_.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
     return true;
@@ -280,15 +313,15 @@ bool MessageStream::ParseStartLine(std::string_view line) {
   // SP before an empty reason is often left out, and section 4 asks recipients to accept that.
   if (line.size() < 12 || !ParseVersion(line.substr(0, 8), head_.minor_version) || line[8] != ' ' ||
       (line.size() > 12 && line[12] != ' ')) {
-    return Fail("the status line is not 'HTTP/1.x code reason'");
+    return Reject("the status line is not 'HTTP/1.x code reason'");
   }
   int status = 0;
   for (int i = 9; i < 12; ++i) {
-    if (line[i] < '0' || line[i] > '9') return Fail("the status code is not three digits");
+    if (line[i] < '0' || line[i] > '9') return Reject("the status code is not three digits");
     status = status * 10 + (line[i] - '0');
   }
   if (status < 100 || status > 599) {  // RFC 9110 section 15
-    return Fail("status code " + std::to_string(status) + " is outside 100-599");
+    return Reject("status code " + std::to_string(status) + " is outside 100-599");
   }
   head_.status = status;
   return true;
@@ -300,11 +333,12 @@ bool MessageStream::ParseField(std::string_view line) {
   if (line.front() == ' ' || line.front() == '\t') return true;
   const size_t colon = FindByte(line.data(), line.size(), ':');
   if (colon == line.size() || colon == 0) {
-    return Fail("a header line without 'name:'");
+    return Reject("a header line without 'name:'");
   }
   const std::string_view name = line.substr(0, colon);
-  const std::string_view value = TrimOws(line.substr(colon + 1));
+  // Only the two framing fields are read: the others' values are not even trimmed.
   if (EqualsIgnoreCase(name, "content-length")) {
+    const std::string_view value = TrimOws(line.substr(colon + 1));
     // RFC 9112 section 6.3 rule 5: a list of identical values is one value; anything else is
     // unrecoverable framing.
     uint64_t length = 0;
@@ -315,21 +349,22 @@ bool MessageStream::ParseField(std::string_view line) {
       const std::string_view item = TrimOws(rest.substr(0, comma));
       rest.remove_prefix(comma == std::string_view::npos ? rest.size() : comma + 1);
       uint64_t v = 0;
-      if (item.empty() || item.size() > 18) return Fail("an invalid Content-Length");
+      if (item.empty() || item.size() > 18) return Reject("an invalid Content-Length");
       for (char c : item) {
-        if (c < '0' || c > '9') return Fail("an invalid Content-Length");
+        if (c < '0' || c > '9') return Reject("an invalid Content-Length");
         v = v * 10 + static_cast<uint64_t>(c - '0');
       }
-      if (v > kMaxContentLength || (any && v != length)) return Fail("an invalid Content-Length");
+      if (v > kMaxContentLength || (any && v != length)) return Reject("an invalid Content-Length");
       length = v;
       any = true;
     }
     if (head_.has_content_length && head_.content_length != length) {
-      return Fail("conflicting Content-Length fields");
+      return Reject("conflicting Content-Length fields");
     }
     head_.has_content_length = true;
     head_.content_length = length;
   } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
+    const std::string_view value = TrimOws(line.substr(colon + 1));
     // Only the final coding decides the framing (RFC 9112 section 6.3 rules 3 and 4); several
     // fields form one list in order (RFC 9110 section 5.3).
     head_.has_transfer_encoding = true;

@@ -84,7 +84,14 @@ class MessageStream {
   };
 
   bool ReadHead(Input& in);  // true once a head was parsed
-  bool ParseHead(std::string_view text);
+  // Parses the lines of a head from the front of data[0, size) into head_, up to the empty line
+  // that ends it: returns the index past that line, or npos when the bytes end first (`tail`:
+  // where the unfinished line starts). A line that does not parse stops the parse (`parsed`
+  // false, rejected_ says why) but not the search for the end: a head longer than the limit
+  // fails for its length whatever it holds.
+  size_t ScanHead(const char* data, size_t size, bool& parsed, size_t& tail);
+  bool HeadParsed(bool parsed);     // the head ScanHead parsed is the message's, or fails it
+  bool Reject(std::string reason);  // a line that does not parse: false, kept in rejected_
   bool ParseStartLine(std::string_view line);
   bool ParseField(std::string_view line);
   void ReadChunkSize(Input& in);
@@ -112,6 +119,7 @@ class MessageStream {
   uint64_t message_offset_ = 0;
   uint64_t uncaptured_bytes_ = 0;
   std::string error_;
+  std::string rejected_;
 };
 
 // Index just past the LF ending the empty line that closes a header or trailer section, or npos.

@@ -54,6 +54,7 @@ Outcome RunAllWays(const std::vector<Step>& steps, const ConnectionOptions& opti
     const Outcome o = Run(steps, options, piece, close);
     EXPECT_EQ(o.exchanges, whole.exchanges) << "piece " << piece;
     EXPECT_EQ(o.failed, whole.failed) << "piece " << piece;
+    EXPECT_EQ(o.failure, whole.failure) << "piece " << piece;
     EXPECT_EQ(o.counters, whole.counters) << "piece " << piece;
   }
   return whole;
@@ -369,6 +370,44 @@ TEST(Http1Stream, InvalidFramingFails) {
     const Outcome o = RunAllWays({{kSent, head}});
     EXPECT_TRUE(o.failed) << head;
   }
+}
+
+// A head is parsed in the pass that finds its end when it comes in one call, and from the
+// buffer when it was split: both must read it alike.
+TEST(Http1Stream, HeadsParseAlikeWholeOrSplit) {
+  // A line of nothing but CRs is the empty line that ends the head.
+  const Outcome crs = RunAllWays({
+      {kSent, "GET /a HTTP/1.1\r\nHost: x\r\n\r\r\n"},
+      {kReceived, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+  });
+  ASSERT_FALSE(crs.failed) << crs.failure;
+  ASSERT_EQ(crs.exchanges.size(), 1u);
+  EXPECT_EQ(crs.exchanges[0].request_bytes, 29u);
+  EXPECT_EQ(crs.exchanges[0].response_bytes, 40u);
+
+  // A line that does not parse fails the head with its own reason...
+  const Outcome bad = RunAllWays({{kSent, "GET / HTTP/1.1\r\nno colon here\r\nHost: x\r\n\r\n"}});
+  EXPECT_TRUE(bad.failed);
+  EXPECT_NE(bad.failure.find("without 'name:'"), std::string::npos) << bad.failure;
+
+  // ...unless the head is longer than the limit, which is said first however it was cut.
+  ConnectionOptions small;
+  small.max_head_bytes = 64;
+  std::string head = "GET / HTTP/1.1\r\nno colon here\r\n";
+  for (int i = 0; i < 8; ++i) head += "X-Filler: 0123456789\r\n";
+  const Outcome long_head = RunAllWays({{kSent, head + "\r\n"}}, small);
+  EXPECT_TRUE(long_head.failed);
+  EXPECT_NE(long_head.failure.find("longer than 64"), std::string::npos) << long_head.failure;
+
+  // Every framing field is read from a head that came whole.
+  const Outcome framed = RunAllWays({
+      {kSent, "POST /p HTTP/1.1\r\nHost: x\r\ncontent-length:\t3 \r\n\r\nabc"},
+      {kReceived, "HTTP/1.1 200 OK\r\nTransfer-Encoding:  chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"},
+  });
+  ASSERT_FALSE(framed.failed) << framed.failure;
+  ASSERT_EQ(framed.exchanges.size(), 1u);
+  EXPECT_EQ(framed.exchanges[0].request_bytes, 52u);
+  EXPECT_EQ(framed.exchanges[0].response_bytes, 59u);
 }
 
 TEST(Http1Stream, EarlyFinalResponseWithTheRequestBodyUnfinished) {
