@@ -83,7 +83,7 @@ void HttpTable::OnMirrorCall(const ns_l7_event& event) {
   Place(conn);
 }
 
-void HttpTable::AddRun(std::deque<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns) {
+void HttpTable::AddRun(RingQueue<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns) {
   if (ts_ns == 0 || end <= offset) return;  // none, read while rewritten, or begun after `end`
   if (!calls.empty()) {
     Call& last = calls.back();
@@ -141,7 +141,7 @@ void HttpTable::Forward(Conn& server, const std::vector<http1::Exchange>& done) 
   Place(*client);
 }
 
-std::optional<uint64_t> HttpTable::TimeOf(std::deque<Call>& calls, uint64_t offset,
+std::optional<uint64_t> HttpTable::TimeOf(RingQueue<Call>& calls, uint64_t offset,
                                           uint64_t fallback, bool& stood_in) {
   while (!calls.empty() && calls.front().end <= offset) calls.pop_front();
   if (calls.empty()) return std::nullopt;
@@ -270,8 +270,15 @@ void HttpTable::Harvest(Conn& conn, uint64_t end_ns) {
     ++counters_.failed;
     last_failure_ = conn.parser.failure();
   }
-  std::vector<http1::Exchange> done = conn.parser.TakeExchanges();
-  if (done.empty()) return;
+  // Buffers go round between the table and its parsers, so none is allocated per exchange.
+  std::vector<http1::Exchange> done;
+  done.swap(harvested_);
+  conn.parser.TakeExchanges(done);
+  if (!done.empty()) Hand(conn, done);
+  harvested_.swap(done);
+}
+
+void HttpTable::Hand(Conn& conn, std::vector<http1::Exchange>& done) {
   const bool client = conn.parser.role() == http1::Role::kClient ||
                       (conn.parser.role() == http1::Role::kUnknown &&
                        conn.last.conn_direction == NS_CONN_DIR_OUTGOING);

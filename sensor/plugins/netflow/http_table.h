@@ -7,7 +7,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -19,6 +18,7 @@
 
 #include "bpf/abi/l7.h"
 #include "common/records/latency.h"
+#include "common/ring_queue.h"
 #include "nodescope/v1/events.pb.h"
 #include "sensor/plugins/netflow/flow_tuple.h"
 #include "sensor/protocols/http1/parser.h"
@@ -117,8 +117,8 @@ class HttpTable {
   struct Mirror {
     uint64_t server_sk = 0;
     Conn* server = nullptr;  // once linked; nullptr again when the server's stream is erased
-    std::array<std::deque<Call>, 2> calls;  // [0] sent, [1] read; the ones no exchange passed
-    std::deque<http1::Exchange> exchanges;  // the server's, waiting for this side to read them
+    std::array<RingQueue<Call>, 2> calls;  // [0] sent, [1] read; the ones no exchange passed
+    RingQueue<http1::Exchange> exchanges;  // the server's, waiting for this side to read them
   };
 
   struct Conn {
@@ -163,7 +163,7 @@ class HttpTable {
   // kept to place exchanges by, and what it read ends the server's unreported bodies.
   void OnRuns(Conn& client, const ns_l7_runs& runs);
   // Keeps the run [offset, end) that began at ts_ns, unless it is known or passed already.
-  static void AddRun(std::deque<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns);
+  static void AddRun(RingQueue<Call>& calls, uint64_t offset, uint64_t end, uint64_t ts_ns);
   // Hands the exchanges `done` of `server` (NS_L7_MIRRORED) to the client that mirrors it, or
   // holds them until the two are linked.
   void Forward(Conn& server, const std::vector<http1::Exchange>& done);
@@ -173,7 +173,7 @@ class HttpTable {
   // when no run known reached it yet; `fallback` when a later run did, so the byte's own run
   // was never seen (the next one began before an event carried it, or the first call was too
   // short to tell HTTP).
-  static std::optional<uint64_t> TimeOf(std::deque<Call>& calls, uint64_t offset, uint64_t fallback,
+  static std::optional<uint64_t> TimeOf(RingQueue<Call>& calls, uint64_t offset, uint64_t fallback,
                                         bool& stood_in);
   // Counts the client's exchanges whose response it has begun to read.
   void Place(Conn& client);
@@ -186,6 +186,9 @@ class HttpTable {
   void CatchUp(Conn& conn, size_t d, uint64_t total);
   // Counts what the connection's parser completed; `end_ns` != 0: it ended then.
   void Harvest(Conn& conn, uint64_t end_ns);
+  // Counts the exchanges `done` the parser of `conn` completed (and forwards a mirrored
+  // server's to its client).
+  void Hand(Conn& conn, std::vector<http1::Exchange>& done);
   void EvictOne();
   Totals& TotalsFor(Conn& conn, uint8_t direction, http1::Exchange& x);
 
@@ -198,6 +201,7 @@ class HttpTable {
   uint64_t generation_ = 1;         // +1 per Flush
   Counters counters_;
   std::string last_failure_;
+  std::vector<http1::Exchange> harvested_;  // Harvest's buffer, kept between calls
 };
 
 }  // namespace nodescope::sensor::netflow

@@ -331,7 +331,8 @@ void Connection::Emit(Exchange exchange) {
 }
 
 void Connection::Flush() {
-  for (Pending& p : pending_) {
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    Pending& p = pending_[i];
     if (!p.response_done) {
       ++counters_.unanswered_requests;
       continue;
@@ -363,8 +364,13 @@ void Connection::Close(uint64_t ts_ns) {
 
 std::vector<Exchange> Connection::TakeExchanges() {
   std::vector<Exchange> out;
-  out.swap(completed_);
+  TakeExchanges(out);
   return out;
+}
+
+void Connection::TakeExchanges(std::vector<Exchange>& out) {
+  out.clear();
+  out.swap(completed_);
 }
 
 }  // namespace nodescope::sensor::http1

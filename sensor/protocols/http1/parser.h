@@ -15,12 +15,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/ring_queue.h"
 #include "sensor/protocols/http1/message.h"
 #include "sensor/protocols/http1/types.h"
 
@@ -55,6 +55,9 @@ class Connection {
   void Close(uint64_t ts_ns);
   // Completed exchanges in request order, handed over once.
   std::vector<Exchange> TakeExchanges();
+  // The same into `out` (cleared first), whose buffer the connection keeps for the next ones:
+  // no allocation per exchange when the caller passes the same vector every time.
+  void TakeExchanges(std::vector<Exchange>& out);
 
   // Not HTTP/1.x, or the framing was lost; failure() says why. Nothing more is parsed.
   bool failed() const { return failed_; }
@@ -96,7 +99,7 @@ class Connection {
   Role role_;
   MessageStream requests_;
   MessageStream responses_;
-  std::deque<Pending> pending_;
+  RingQueue<Pending> pending_;
   uint64_t next_request_seq_ = 0;   // given to the next request head
   uint64_t next_response_seq_ = 0;  // of the request the next final response answers
   bool response_answers_ = false;   // the current response answers a request that was parsed
