@@ -2,8 +2,8 @@
 // step: an HTTP connection's requests waiting for their responses, a loopback client's runs of
 // calls. std::deque frees and allocates a block every few elements as such a queue moves through
 // memory (a malloc and a free every other request on keep-alive traffic); this one allocates only
-// when it grows past the largest size it had. Standard library only: the HTTP/1.x parser, which
-// the fuzz target builds with clang as it is, uses it.
+// when it grows past its largest size since it last emptied with more than 64 slots. Standard
+// library only: the HTTP/1.x parser, which the fuzz target builds with clang as it is, uses it.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +17,7 @@ class RingQueue {
  public:
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }
 
   // Element i from the front; i < size().
   T& operator[](size_t i) { return slots_[Slot(i)]; }
@@ -33,11 +34,16 @@ class RingQueue {
   }
   void push_back(T value) { emplace_back() = std::move(value); }
 
-  // The front element is reset (what it holds is released) and leaves the queue.
+  // The front element is reset (what it holds is released) and leaves the queue. A queue that
+  // empties with more than kKeptSlots slots frees them: a burst (a deep pipeline, a client that
+  // stopped reading) does not pin its peak for the life of a long connection.
   void pop_front() {
     slots_[head_] = T{};
     head_ = (head_ + 1) & (slots_.size() - 1);
-    --size_;
+    if (--size_ == 0 && slots_.size() > kKeptSlots) {
+      slots_ = std::vector<T>();
+      head_ = 0;
+    }
   }
   void clear() {
     while (!empty()) pop_front();
@@ -45,6 +51,8 @@ class RingQueue {
   }
 
  private:
+  static constexpr size_t kKeptSlots = 64;
+
   size_t Slot(size_t i) const { return (head_ + i) & (slots_.size() - 1); }
 
   // Twice the room (a power of two, so a slot is a mask away), the elements in order from 0.

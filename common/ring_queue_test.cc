@@ -53,5 +53,24 @@ TEST(RingQueue, PoppedSlotsAreReset) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(q.emplace_back(), "");
 }
 
+// What a burst grew is given back once the queue empties; a small queue keeps its slots.
+TEST(RingQueue, AnEmptiedBurstFreesItsSlots) {
+  RingQueue<std::string> q;
+  for (int i = 0; i < 1000; ++i) q.push_back(std::to_string(i));
+  EXPECT_EQ(q.capacity(), 1024u);
+  for (int i = 0; i < 999; ++i) q.pop_front();
+  EXPECT_EQ(q.capacity(), 1024u);
+  EXPECT_EQ(q.front(), "999");
+  q.pop_front();
+  EXPECT_EQ(q.capacity(), 0u);
+  q.push_back("again");
+  EXPECT_EQ(q.front(), "again");
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 50; ++i) q.push_back("x");
+    while (!q.empty()) q.pop_front();
+  }
+  EXPECT_EQ(q.capacity(), 64u);
+}
+
 }  // namespace
 }  // namespace nodescope
