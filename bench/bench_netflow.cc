@@ -85,9 +85,10 @@ double BpfSeconds(const Window& w) {
 }
 
 struct Throughput {
-  double without = 0, with = 0;                  // median requests per second
-  double per_cpu_without = 0, per_cpu_with = 0;  // median requests per CPU-second
-  int pairs = 0;                                 // pairs the medians are taken over
+  double without = 0, with = 0;                      // median requests per second
+  double per_cpu_without = 0, per_cpu_with = 0;      // median requests per CPU-second
+  double sensor_us_without = 0, sensor_us_with = 0;  // median sensor CPU per request, µs
+  int pairs = 0;                                     // pairs the medians are taken over
   // exp of the mean of the two orders' mean log pair ratio: the later run of a pair was
   // 3-6% slower on this machine whichever side it was, which a median of an odd number of
   // alternating pairs does not cancel. 0 when one order has no pair.
@@ -148,7 +149,7 @@ Result<Throughput> PartThroughput(Bench& bench) {
   }
   Throughput t;
   t.quiet_only = quiet_pairs >= std::min(3, args.pairs);
-  std::vector<double> rate[2], per_cpu[2], ratios, all_rate[2];
+  std::vector<double> rate[2], per_cpu[2], sensor_us[2], ratios, all_rate[2];
   double log_sum[2] = {0, 0};  // [probe_first]
   int order_pairs[2] = {0, 0};
   std::vector<Window> windows[2];
@@ -158,6 +159,7 @@ Result<Throughput> PartThroughput(Bench& bench) {
     for (int side = 0; side < 2; ++side) {
       rate[side].push_back(pair.runs[side].requests_per_sec);
       per_cpu[side].push_back(pair.runs[side].RequestsPerCpuSecond());
+      sensor_us[side].push_back(pair.runs[side].SensorMicrosPerRequest());
       windows[side].push_back(pair.runs[side].window);
     }
     ratios.push_back(pair.runs[1].requests_per_sec / pair.runs[0].requests_per_sec);
@@ -171,6 +173,8 @@ Result<Throughput> PartThroughput(Bench& bench) {
   t.with = Median(rate[1]);
   t.per_cpu_without = Median(per_cpu[0]);
   t.per_cpu_with = Median(per_cpu[1]);
+  t.sensor_us_without = Median(sensor_us[0]);
+  t.sensor_us_with = Median(sensor_us[1]);
   t.pairs = static_cast<int>(ratios.size());
   t.spread = BootstrapGeometricMean(ratios);
   fmt::print(
@@ -194,6 +198,8 @@ Result<Throughput> PartThroughput(Bench& bench) {
       "  median requests per CPU-s of nginx + wrk + sensor + aggregator: without {:.0f}, with "
       "{:.0f}; ratio {:.3f}\n",
       t.per_cpu_without, t.per_cpu_with, t.per_cpu_with / t.per_cpu_without);
+  fmt::print("  median sensor process CPU per request: without {:.3f} us, with {:.3f} us\n",
+             t.sensor_us_without, t.sensor_us_with);
   if (quiet_pairs < static_cast<int>(pairs.size())) {
     fmt::print("  all {} pairs, noisy ones too: ratio of medians {:.3f}{}\n", pairs.size(),
                Median(all_rate[1]) / Median(all_rate[0]),
@@ -312,6 +318,8 @@ void PrintTable(const Throughput& t, const CostTotals& off, const CostTotals& on
                   t.spread.high));
   row("  requests per CPU-s of nginx + wrk + sensor + aggregator", f("{:.0f}", t.per_cpu_without),
       f("{:.0f}", t.per_cpu_with), fmt::format("ratio {:.3f}", t.per_cpu_with / t.per_cpu_without));
+  row("  sensor process CPU per request, us (median)", f("{:.3f}", t.sensor_us_without),
+      f("{:.3f}", t.sensor_us_with), f("{:+.3f}", t.sensor_us_with - t.sensor_us_without));
   row("new connections/s reached", f("{:.0f}", off.ConnectionsPerSecond()),
       f("{:.0f}", on.ConnectionsPerSecond()), "");
   const double sensor_conn_off = off.PerHundredK(off.connect.sensor);

@@ -101,6 +101,9 @@ struct ThroughputRun {
   double RequestsPerCpuSecond() const {
     return requests / (window.nginx + window.wrk + window.sensor + window.aggregator);
   }
+  // The sensor process's own CPU per request, in microseconds (its BPF programs run inside
+  // nginx and wrk and are not in it).
+  double SensorMicrosPerRequest() const { return window.sensor / requests * 1e6; }
 };
 // A fresh sensor (netflow on or off), args.settle_ms to settle, then wrk against bench.keepalive.
 Result<ThroughputRun> RunThroughput(Bench& bench, bool netflow);
