@@ -228,12 +228,10 @@ bool MessageStream::ReadHead(Input& in) {
     size_t tail = 0;
     end = ScanHead(in.data, in.size, parsed, tail);
     if (end == std::string_view::npos) {
-      // The state FindSectionEnd carries into the next chunk: whether the unfinished line holds
-      // more than CRs.
+      // The state FindSectionEnd carries into the next chunk, from the unfinished line (which
+      // holds no LF, so this only sets the state).
       line_has_content_ = false;
-      for (size_t i = tail; i < in.size && !line_has_content_; ++i) {
-        line_has_content_ = in.data[i] != '\r';
-      }
+      FindSectionEnd(in.data + tail, in.size - tail, line_has_content_);
     }
   } else {
     end = FindSectionEnd(in.data, in.size, line_has_content_);
