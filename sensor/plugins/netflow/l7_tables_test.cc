@@ -419,10 +419,9 @@ class Mirrored : public ::testing::Test {
   int state_reads_ = 0;
   // The client's record of the interval, if there is one.
   std::optional<v1::HttpflowEvent> FlushedClient() {
-    for (const v1::HttpflowEvent& r : table_.Flush(1)) {
-      if (r.process_name() == "wrk") return r;
-    }
-    return std::nullopt;
+    const std::vector<v1::HttpflowEvent> records = table_.Flush(1);
+    const v1::HttpflowEvent* client = Of(records, "wrk");
+    return client ? std::optional(*client) : std::nullopt;
   }
   const v1::HttpflowEvent* Of(const std::vector<v1::HttpflowEvent>& records,
                               const std::string& process) {
