@@ -19,15 +19,21 @@ constexpr uint64_t kLookBytes = 64 << 10;
 // reader's time went to the load of each record's header and its first payload line).
 constexpr uint64_t kPrefetchBytes = 4 << 10;
 constexpr uint64_t kLine = 64;
+// Before each item of a batch: its length (u32) and 4 bytes of zeros.
+constexpr uint64_t kItemHeader = 8;
 
 // Where a ring is read from, and how far the current look at it reaches.
 struct Cursor {
   uint64_t pos = 0;         // the next record's position
+  uint64_t sub = 0;         // batched: bytes of that record's payload already handed out
   uint64_t limit = 0;       // the producer position of the last look
   uint64_t prefetched = 0;  // ring memory before this position was prefetched
-  // The record at pos, once Head found one.
+  // The record at pos and the item at sub in it (the whole record when not batched), once Head
+  // found one.
   bool has = false;
-  uint32_t len = 0;  // its length word, flags clear
+  uint32_t len = 0;       // the record's length word, flags clear
+  uint64_t item_off = 0;  // where the item is in the record's payload
+  uint64_t item_len = 0;
   uint64_t ts = 0;
 };
 
@@ -45,9 +51,10 @@ void PrefetchAhead(const RingView& r, Cursor& c, uint64_t pos) {
   }
 }
 
-// Finds the committed record at or after c.pos, before c.limit, passing over discarded ones;
-// c.has says whether there is one (none: the look's end, or a record still being written).
-void Head(const RingView& r, Cursor& c, size_t ts_offset) {
+// Finds the committed record at or after c.pos, before c.limit, passing over discarded ones,
+// and when `batched` the item at c.sub in it, passing over records handed out whole; c.has says
+// whether there is one (none: the look's end, or a record still being written).
+void Head(const RingView& r, Cursor& c, size_t ts_offset, bool batched) {
   c.has = false;
   while (c.pos < c.limit) {
     const std::byte* at = r.data + (c.pos & (r.size - 1));
@@ -55,42 +62,67 @@ void Head(const RingView& r, Cursor& c, size_t ts_offset) {
     const uint32_t word = __atomic_load_n(reinterpret_cast<const uint32_t*>(at), __ATOMIC_ACQUIRE);
     if (word & BPF_RINGBUF_BUSY_BIT) return;
     const uint32_t len = word & ~kFlags;
-    if (word & BPF_RINGBUF_DISCARD_BIT) {
+    if ((word & BPF_RINGBUF_DISCARD_BIT) || (batched && c.sub >= len)) {
       c.pos += RecordBytes(len);
+      c.sub = 0;
       continue;
+    }
+    const std::byte* payload = at + BPF_RINGBUF_HDR_SZ;
+    c.item_off = 0;
+    c.item_len = len;
+    if (batched) {
+      uint32_t item = 0;
+      const uint64_t left = len - c.sub;
+      if (left >= kItemHeader) std::memcpy(&item, payload + c.sub, sizeof(item));
+      // An item that does not fit its batch: the rest of the batch is one item, which the
+      // handler sees as malformed.
+      c.item_off = std::min<uint64_t>(c.sub + kItemHeader, len);
+      c.item_len = left >= kItemHeader && item <= left - kItemHeader ? item : len - c.item_off;
     }
     c.has = true;
     c.len = len;
     c.ts = 0;
-    if (len >= ts_offset + sizeof(uint64_t)) {
-      std::memcpy(&c.ts, at + BPF_RINGBUF_HDR_SZ + ts_offset, sizeof(c.ts));
+    if (c.item_len >= ts_offset + sizeof(uint64_t)) {
+      std::memcpy(&c.ts, payload + c.item_off + ts_offset, sizeof(c.ts));
     }
     return;
   }
 }
 
+// Past the item Head found.
+void Advance(Cursor& c, bool batched) {
+  if (!batched) {
+    c.pos += RecordBytes(c.len);
+    return;
+  }
+  c.sub = std::min<uint64_t>(c.item_off + ((c.item_len + 7) & ~uint64_t{7}), c.len);
+}
+
 size_t DrainOnce(std::span<const RingView> rings, size_t ts_offset, const RecordHandler& handler,
-                 std::vector<Cursor>& cursors) {
+                 std::vector<Cursor>& cursors, BatchedDrain* batched) {
+  const bool items = batched != nullptr;
   // First look: the newest timestamp committed by now, among the first kLookBytes of each ring
   // (any committed record's timestamp will do for theta).
   uint64_t theta = 0;
   for (size_t i = 0; i < rings.size(); ++i) {
     Cursor& c = cursors[i];
     c.pos = *rings[i].consumer_pos;  // this reader is its only writer
+    c.sub = items ? batched->resume[i] : 0;
     c.limit = __atomic_load_n(rings[i].producer_pos, __ATOMIC_ACQUIRE);
     Cursor walk = c;
     walk.limit = std::min(c.limit, c.pos + kLookBytes);
-    for (Head(rings[i], walk, ts_offset); walk.has; Head(rings[i], walk, ts_offset)) {
+    for (Head(rings[i], walk, ts_offset, items); walk.has; Head(rings[i], walk, ts_offset, items)) {
       theta = std::max(theta, walk.ts);
-      walk.pos += RecordBytes(walk.len);
+      Advance(walk, items);
       PrefetchAhead(rings[i], walk, walk.pos);
     }
     c.prefetched = walk.prefetched;
   }
+  if (items) theta = std::min(theta, batched->theta_cap);
   // Second look, then oldest first up to theta.
   for (size_t i = 0; i < rings.size(); ++i) {
     cursors[i].limit = __atomic_load_n(rings[i].producer_pos, __ATOMIC_ACQUIRE);
-    Head(rings[i], cursors[i], ts_offset);
+    Head(rings[i], cursors[i], ts_offset, items);
   }
   size_t handed = 0;
   while (true) {
@@ -100,15 +132,18 @@ size_t DrainOnce(std::span<const RingView> rings, size_t ts_offset, const Record
     }
     if (oldest == nullptr) break;
     const RingView& r = rings[static_cast<size_t>(oldest - cursors.data())];
-    handler(std::span<const std::byte>(r.data + (oldest->pos & (r.size - 1)) + BPF_RINGBUF_HDR_SZ,
-                                       oldest->len));
+    handler(std::span<const std::byte>(
+        r.data + (oldest->pos & (r.size - 1)) + BPF_RINGBUF_HDR_SZ + oldest->item_off,
+        oldest->item_len));
     ++handed;
-    oldest->pos += RecordBytes(oldest->len);
+    Advance(*oldest, items);
     PrefetchAhead(r, *oldest, oldest->pos);
-    Head(r, *oldest, ts_offset);
+    Head(r, *oldest, ts_offset, items);
   }
-  // Release: the writer may reuse the space only after the records were read.
+  // Release: the writer may reuse the space only after the records were read. A batch handed
+  // out in part stays, and the next drain resumes inside it.
   for (size_t i = 0; i < rings.size(); ++i) {
+    if (items) batched->resume[i] = cursors[i].sub;
     __atomic_store_n(rings[i].consumer_pos, cursors[i].pos, __ATOMIC_RELEASE);
   }
   return handed;
@@ -117,11 +152,12 @@ size_t DrainOnce(std::span<const RingView> rings, size_t ts_offset, const Record
 }  // namespace
 
 size_t DrainInTimeOrder(std::span<const RingView> rings, size_t ts_offset,
-                        const RecordHandler& handler, int rounds) {
+                        const RecordHandler& handler, int rounds, BatchedDrain* batched) {
   std::vector<Cursor> cursors(rings.size());
+  if (batched != nullptr) batched->resume.resize(rings.size(), 0);
   size_t total = 0;
   for (int round = 0; round < rounds; ++round) {
-    const size_t handed = DrainOnce(rings, ts_offset, handler, cursors);
+    const size_t handed = DrainOnce(rings, ts_offset, handler, cursors, batched);
     total += handed;
     if (handed == 0) break;
   }

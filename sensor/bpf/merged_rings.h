@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 namespace nodescope::sensor::bpf {
 
@@ -47,7 +48,22 @@ using RecordHandler = std::function<void(std::span<const std::byte>)>;
 //
 // Within one ring records are handed out in the ring's order; a ring stops at a record still
 // being written (BPF_RINGBUF_BUSY_BIT); discarded records are passed over.
+//
+// Batched rings (`batched` not null): each record is a batch of items in time order, each an
+// 8-byte header (its length as a u32, then 4 zero bytes) and the item, padded to 8 bytes. Items
+// are handed out one by one, each with its own timestamp, and none newer than
+// batched->theta_cap: a writer that keeps records in a batch per CPU until it is full or user
+// space flushes it, flushed on every CPU after the moment theta_cap, has put every record older
+// than that in its ring. A batch handed out in part stays in its ring; batched->resume keeps
+// (per ring) how far into it the next drain resumes. An item that does not fit its batch makes
+// the rest of the batch one item.
+struct BatchedDrain {
+  uint64_t theta_cap = UINT64_MAX;
+  std::vector<uint64_t> resume;  // sized to the rings on first use
+};
+
 size_t DrainInTimeOrder(std::span<const RingView> rings, size_t ts_offset,
-                        const RecordHandler& handler, int rounds = 256);
+                        const RecordHandler& handler, int rounds = 256,
+                        BatchedDrain* batched = nullptr);
 
 }  // namespace nodescope::sensor::bpf

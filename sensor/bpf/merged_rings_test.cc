@@ -26,6 +26,21 @@ class FakeRing {
     return AppendRaw(payload, sizeof(payload), flags);
   }
 
+  // Appends one record holding a batch of records (ts, tag), each behind an 8-byte item
+  // header; returns its position.
+  uint64_t AppendBatch(const std::vector<std::pair<uint64_t, uint32_t>>& items) {
+    std::vector<std::byte> batch;
+    for (const auto& [ts, tag] : items) {
+      std::byte item[24] = {};  // header, then the 12-byte record padded to 16
+      const uint32_t len = 12;
+      std::memcpy(item, &len, 4);
+      std::memcpy(item + 8, &ts, 8);
+      std::memcpy(item + 16, &tag, 4);
+      batch.insert(batch.end(), item, item + sizeof(item));
+    }
+    return AppendRaw(batch.data(), static_cast<uint32_t>(batch.size()));
+  }
+
   uint64_t AppendRaw(const std::byte* payload, uint32_t len, uint32_t flags = 0) {
     const uint64_t pos = producer_;
     const uint32_t word = len | flags;
@@ -71,16 +86,20 @@ struct Seen {
   size_t size;
 };
 
-std::vector<Seen> Drain(std::vector<FakeRing*> rings, size_t* handed = nullptr) {
+std::vector<Seen> Drain(std::vector<FakeRing*> rings, size_t* handed = nullptr,
+                        BatchedDrain* batched = nullptr) {
   std::vector<RingView> views;
   for (FakeRing* r : rings) views.push_back(r->view());
   std::vector<Seen> seen;
-  const size_t n = DrainInTimeOrder(views, 0, [&](std::span<const std::byte> record) {
-    Seen s{0, 0, record.size()};
-    if (record.size() >= 8) std::memcpy(&s.ts, record.data(), 8);
-    if (record.size() >= 12) std::memcpy(&s.tag, record.data() + 8, 4);
-    seen.push_back(s);
-  });
+  const size_t n = DrainInTimeOrder(
+      views, 0,
+      [&](std::span<const std::byte> record) {
+        Seen s{0, 0, record.size()};
+        if (record.size() >= 8) std::memcpy(&s.ts, record.data(), 8);
+        if (record.size() >= 12) std::memcpy(&s.tag, record.data() + 8, 4);
+        seen.push_back(s);
+      },
+      256, batched);
   if (handed) *handed = n;
   return seen;
 }
@@ -169,6 +188,79 @@ TEST(DrainInTimeOrder, EmptyRingsHandNothing) {
   EXPECT_TRUE(Drain({&a}, &handed).empty());
   EXPECT_EQ(handed, 0u);
   EXPECT_EQ(a.consumer(), 0u);
+}
+
+TEST(DrainInTimeOrder, BatchesInterleaveItemByItem) {
+  FakeRing a(4096), b(4096);
+  a.AppendBatch({{1, 10}, {4, 40}, {5, 50}});
+  b.AppendBatch({{2, 20}, {3, 30}, {6, 60}});
+  a.AppendBatch({{7, 70}});
+  BatchedDrain batched;
+  size_t handed = 0;
+  std::vector<Seen> seen = Drain({&a, &b}, &handed, &batched);
+  EXPECT_EQ(Timestamps(seen), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(handed, 7u);
+  for (const Seen& s : seen) {
+    EXPECT_EQ(s.tag, s.ts * 10) << "the item's own bytes";
+    EXPECT_EQ(s.size, 12u) << "the item's length, without its header or padding";
+  }
+  EXPECT_EQ(a.consumer(), a.producer());
+  EXPECT_EQ(b.consumer(), b.producer());
+  EXPECT_EQ(batched.resume, (std::vector<uint64_t>{0, 0}));
+}
+
+TEST(DrainInTimeOrder, ItemsNewerThanTheCapWaitAndTheNextDrainResumesInsideTheirBatch) {
+  FakeRing a(4096), b(4096);
+  const uint64_t first = a.AppendBatch({{1, 0}, {5, 0}, {9, 0}});
+  b.AppendBatch({{2, 0}, {6, 0}});
+  BatchedDrain batched;
+  batched.theta_cap = 5;
+  EXPECT_EQ(Timestamps(Drain({&a, &b}, nullptr, &batched)), (std::vector<uint64_t>{1, 2, 5}));
+  EXPECT_EQ(a.consumer(), first) << "a batch handed out in part keeps its space";
+  EXPECT_EQ(b.consumer(), 0u);
+  EXPECT_EQ(batched.resume, (std::vector<uint64_t>{48, 24}));
+  EXPECT_TRUE(Drain({&a, &b}, nullptr, &batched).empty()) << "nothing is handed out twice";
+  a.AppendBatch({{10, 0}});
+  batched.theta_cap = UINT64_MAX;
+  EXPECT_EQ(Timestamps(Drain({&a, &b}, nullptr, &batched)), (std::vector<uint64_t>{6, 9, 10}));
+  EXPECT_EQ(a.consumer(), a.producer());
+  EXPECT_EQ(b.consumer(), b.producer());
+  EXPECT_EQ(batched.resume, (std::vector<uint64_t>{0, 0}));
+}
+
+TEST(DrainInTimeOrder, AnItemThatDoesNotFitItsBatchMakesTheRestOneItem) {
+  FakeRing a(4096);
+  std::byte batch[40] = {};
+  const uint32_t fits = 12, too_long = 100;
+  const uint64_t ts = 3;
+  std::memcpy(batch, &fits, 4);
+  std::memcpy(batch + 8, &ts, 8);
+  std::memcpy(batch + 24, &too_long, 4);  // the second item claims more than is left
+  a.AppendRaw(batch, sizeof(batch));
+  a.AppendBatch({{4, 0}});
+  BatchedDrain batched;
+  std::vector<Seen> seen = Drain({&a}, nullptr, &batched);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].ts, 3u);
+  EXPECT_EQ(seen[0].size, 12u);
+  EXPECT_EQ(seen[1].size, 8u) << "the rest of the batch after the bad item's header";
+  EXPECT_EQ(seen[2].ts, 4u) << "the next batch is read as before";
+  EXPECT_EQ(a.consumer(), a.producer());
+}
+
+TEST(DrainInTimeOrder, BatchesThatWrapAroundTheRingEndArriveWhole) {
+  // 128 bytes hold two 56-byte batch records (two items each) at a time.
+  FakeRing a(128);
+  uint64_t ts = 1;
+  for (int round = 0; round < 20; ++round) {
+    a.AppendBatch({{ts, static_cast<uint32_t>(ts)}, {ts + 1, static_cast<uint32_t>(ts + 1)}});
+    BatchedDrain batched;
+    std::vector<Seen> seen = Drain({&a}, nullptr, &batched);
+    ASSERT_EQ(Timestamps(seen), (std::vector<uint64_t>{ts, ts + 1})) << "round " << round;
+    for (const Seen& s : seen) EXPECT_EQ(s.tag, s.ts);
+    ts += 2;
+    ASSERT_EQ(a.consumer(), a.producer());
+  }
 }
 
 }  // namespace
