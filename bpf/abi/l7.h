@@ -14,6 +14,11 @@
  * woken early once a quarter of one is used. */
 #define NS_L7_RINGBUF_BYTES (16 << 20)
 #define NS_L7_RINGS 4
+/* Events go to the rings in batches per CPU of at least this many bytes, or fewer when user space
+ * flushes them before a read (l7_capture.bpf.h); each is an item of the batch: its length (u32),
+ * 4 zero bytes, the event, padded to 8 bytes. */
+#define NS_L7_BATCH_BYTES 8192
+#define NS_L7_ITEM_HDR 8
 /* iovec entries of one readv/writev/sendmsg/recvmsg looked at: nginx writes a chunked
  * response as headers, then size line, data and CRLF per chunk, then the last chunk, in one
  * writev; 16 entries hold a head and four chunks. */

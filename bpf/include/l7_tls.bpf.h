@@ -74,7 +74,7 @@ static __always_inline int ns_tls_exit(struct pt_regs *ctx, bool send, bool ex)
 	struct ns_conn_key key = {};
 	struct ns_l7_scratch *s;
 	struct ns_conn *c;
-	__u32 zero = 0, got;
+	__u32 got;
 	__u8 shed;
 	bool first, new_conn;
 	/* SSL_read/SSL_write return an int: only eax is defined, not the upper half of rax. */
@@ -103,7 +103,7 @@ static __always_inline int ns_tls_exit(struct pt_regs *ctx, bool send, bool ex)
 	if (!moved || !key.sk)
 		goto out;
 	c = bpf_map_lookup_elem(&conns, &key);
-	s = bpf_map_lookup_elem(&l7_scratch, &zero);
+	s = ns_l7_begin();
 	if (!c || !s)
 		goto out;
 	first = !(c->flags & NS_CONN_TLS);

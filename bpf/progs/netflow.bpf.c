@@ -522,6 +522,29 @@ static __always_inline int remember_peer(struct bpf_sock_addr *ctx, bool v6)
 	return 1;
 }
 
+/* Sends this CPU's batch of L7 events to its ring (l7_capture.bpf.h): never attached, run by user
+ * space on every CPU (BPF_PROG_TEST_RUN with BPF_F_TEST_RUN_ON_CPU) before each read, in an
+ * interrupt on that CPU. */
+SEC("raw_tp")
+int flush__l7(void *ctx)
+{
+	__u32 zero = 0;
+	struct ns_l7_batch *b = bpf_map_lookup_elem(&l7_batch, &zero);
+	__u64 n;
+
+	if (!b)
+		return 0;
+	n = b->used;
+	if (!n)
+		return 0;
+	b->used = 0;
+	barrier_var(n);
+	if (n > NS_L7_BATCH_BYTES + NS_L7_ITEM_HDR + sizeof(struct ns_l7_scratch))
+		return 0;
+	ns_l7_output(b->data, n);
+	return 0;
+}
+
 SEC("cgroup/sendmsg4")
 int cgroup__udp_sendmsg4(struct bpf_sock_addr *ctx)
 {

@@ -20,6 +20,9 @@ using LinkPtr = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
 // Programs named "cgroup__*" belong to every strategy: helpers hooked to the cgroup v2 root
 // (cgroup/sendmsg4, ...), which have no alternative hook and no automatic attach.
 inline constexpr std::string_view kCgroupPrefix = "cgroup__";
+// Programs loaded with every strategy and never attached: user space runs them
+// (BPF_PROG_TEST_RUN), as netflow's flush__l7.
+inline constexpr std::string_view kRunPrefix = "flush__";
 
 // Before load: autoload exactly the programs named "<strategy>__*" and "cgroup__*". Fails if
 // there are none of the strategy.

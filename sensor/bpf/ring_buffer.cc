@@ -41,10 +41,11 @@ Status RingBuffer::Add(int map_fd, Handler handler) {
   return Status::Ok();
 }
 
-Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler) {
+Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler,
+                             std::function<uint64_t()> flush) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // Appended first, so the destructor unmaps the rings mapped before a failure.
-  Group& g = groups_.emplace_back(Group{{}, ts_offset, std::move(handler)});
+  Group& g = groups_.emplace_back(Group{{}, ts_offset, std::move(handler), std::move(flush), {}});
   for (int fd : map_fds) {
     bpf_map_info info{};
     uint32_t info_len = sizeof(info);
@@ -105,8 +106,13 @@ Result<int> RingBuffer::Poll(std::chrono::milliseconds timeout) {
   // BPF_RB_NO_WAKEUP do not make epoll return (no system call).
   int n = ring_buffer__consume(rb_);
   if (n < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-n));
-  for (const Group& g : groups_) {
-    n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler));
+  for (Group& g : groups_) {
+    if (g.flush) {
+      g.batched.theta_cap = g.flush();
+      n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler, 256, &g.batched));
+    } else {
+      n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler));
+    }
   }
   return n;
 }

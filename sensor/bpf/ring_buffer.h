@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -26,7 +27,11 @@ class RingBuffer {
   // Reads the ring buffer maps `map_fds` in the same Poll as one stream: their records, each
   // with a bpf_ktime_get_ns() u64 at `ts_offset`, oldest first across the maps
   // (DrainInTimeOrder). For a writer that picks the ring by CPU.
-  Status AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler);
+  // With `flush` the maps' records are batches of events (merged_rings.h): before each drain
+  // `flush` has every writer send what it holds and returns the moment (bpf_ktime_get_ns's clock)
+  // before it began; no event newer than that is handed out in that drain.
+  Status AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler,
+                   std::function<uint64_t()> flush = nullptr);
   ~RingBuffer();
   RingBuffer(const RingBuffer&) = delete;
   RingBuffer& operator=(const RingBuffer&) = delete;
@@ -46,6 +51,8 @@ class RingBuffer {
     std::vector<RingView> views;
     size_t ts_offset = 0;
     Handler handler;
+    std::function<uint64_t()> flush;
+    BatchedDrain batched;
   };
 
   // One per map; stable addresses, they are libbpf's callback contexts.

@@ -54,10 +54,18 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
   l7_limit_fd_ = bpf_map__fd((*skel)->maps.l7_limit);
-  if (Status read = ReadL7Rings(*skel, *probe_.ring(),
-                                [this](std::span<const std::byte> record) { OnL7Record(record); });
+  bool batched = false;
+  if (Status read = ReadL7Rings(
+          *skel, *probe_.ring(), [this](std::span<const std::byte> record) { OnL7Record(record); },
+          &batched);
       !read.ok()) {
     return read;
+  }
+  if (!batched) {
+    spdlog::info(
+        "probe {}: payload events go to the rings one by one (batches need a ring per "
+        "CPU, at most {} CPUs, and a flush program that runs)",
+        kProbe, NS_L7_RINGS);
   }
 
   // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
