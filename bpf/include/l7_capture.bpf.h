@@ -34,10 +34,12 @@ struct ns_l7_scratch {
  * NS_L7_BATCH_BYTES or more, or when user space flushes it (flush__l7, run on every CPU before
  * each read): one ring record for many events, whose fixed cost (about 200 ns on wrk -> nginx)
  * was the largest part of the capture. Each event is an item: its length (u32), 4 zero bytes,
- * the event, padded to 8 bytes (sensor/bpf/merged_rings.h reads them). Capture programs do not
- * nest on a CPU; only the flush, run in an interrupt, can come between the start of an event
- * (ns_l7_begin) and its commit (ns_l7_commit), which then finds the batch taken and sends the
- * event alone. */
+ * the event, padded to 8 bytes (sensor/bpf/merged_rings.h reads them). Only the captures and
+ * the TLS uprobes build events in the batch, in process context, so they do not nest. A close,
+ * often in a softirq that may have interrupted one of them, sends the batch and then itself
+ * (ns_l7_closed), and the flush from user space runs in an interrupt: either may come between
+ * the start of an event (ns_l7_begin) and its commit (ns_l7_commit), which then finds the
+ * batch's length changed and sends that event alone. */
 _Static_assert((NS_L7_BATCH_BYTES & (NS_L7_BATCH_BYTES - 1)) == 0, "the masks need a power of 2");
 
 struct ns_l7_batch {
@@ -116,6 +118,23 @@ static __always_inline struct ns_l7_scratch *ns_l7_begin(void)
 	off = b->used & ((NS_L7_BATCH_BYTES - 1) & ~7ULL);
 	b->building = off;
 	return (struct ns_l7_scratch *)(b->data + off + NS_L7_ITEM_HDR);
+}
+
+/* Sends this CPU's batch to its ring now. */
+static __always_inline void ns_l7_flush_batch(void)
+{
+	__u32 zero = 0;
+	struct ns_l7_batch *b = bpf_map_lookup_elem(&l7_batch, &zero);
+	__u64 n;
+
+	if (!b)
+		return;
+	n = b->used;
+	barrier_var(n);
+	if (n == 0 || n > NS_L7_BATCH_BYTES + NS_L7_ITEM_HDR + sizeof(struct ns_l7_scratch))
+		return;
+	if (__sync_val_compare_and_swap(&b->used, n, 0) == n)
+		ns_l7_output(b->data, n);
 }
 
 /* The event ns_l7_begin started, `size` bytes, joins the batch; a full batch goes to the ring. */
@@ -547,7 +566,11 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 {
 	__u8 l7 = (c->flags & NS_CONN_L7_MASK) >> NS_CONN_L7_SHIFT;
 	bool tls = c->flags & NS_CONN_TLS;
-	struct ns_l7_scratch *s;
+	struct {
+		__u32 len;
+		__u32 zero;
+		struct ns_l7_event e;
+	} item = {.len = sizeof(struct ns_l7_event)};
 
 	if (l7 != NS_L7_HTTP && l7 != NS_L7_DNS && !tls)
 		return;
@@ -556,15 +579,15 @@ static __always_inline void ns_l7_closed(struct ns_conn *c, const struct ns_conn
 	/* Left out for a limit: user space never saw it, or saw its end (ns_l7_shed_end). */
 	if (c->flags & NS_CONN_L7_SHED)
 		return;
-	s = ns_l7_begin();
-	if (!s)
-		return;
-	ns_l7_header(&s->e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
+	ns_l7_header(&item.e, c, key, 0, 0, tls ? NS_L7_HTTP : l7, NS_L7_RECV,
 		     NS_L7_CLOSED | (tls ? NS_L7_TLS : 0));
-	s->e.sent = c->bytes_written;
+	item.e.sent = c->bytes_written;
 	if (ns_l7_mirrors(c))
-		ns_l7_read_runs(&s->e.runs, c);
-	ns_l7_commit(sizeof(s->e));
+		ns_l7_read_runs(&item.e.runs, c);
+	/* Often in a softirq, which may have interrupted a capture building its event in the batch:
+	 * the close is built here, and goes out alone after the batch (whose events are older). */
+	ns_l7_flush_batch();
+	ns_l7_output(&item, sizeof(item));
 }
 
 /* The first call of a loopback client that mirrors its server (struct ns_conn.l7_peer): its

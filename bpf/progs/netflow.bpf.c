@@ -528,20 +528,7 @@ static __always_inline int remember_peer(struct bpf_sock_addr *ctx, bool v6)
 SEC("raw_tp")
 int flush__l7(void *ctx)
 {
-	__u32 zero = 0;
-	struct ns_l7_batch *b = bpf_map_lookup_elem(&l7_batch, &zero);
-	__u64 n;
-
-	if (!b)
-		return 0;
-	n = b->used;
-	if (!n)
-		return 0;
-	b->used = 0;
-	barrier_var(n);
-	if (n > NS_L7_BATCH_BYTES + NS_L7_ITEM_HDR + sizeof(struct ns_l7_scratch))
-		return 0;
-	ns_l7_output(b->data, n);
+	ns_l7_flush_batch();
 	return 0;
 }
 
