@@ -110,6 +110,16 @@ std::vector<uint64_t> Timestamps(const std::vector<Seen>& seen) {
   return out;
 }
 
+// Each record (or item) handed out is the 12 bytes appended, tagged ts * 10, and every ring was
+// read to its end.
+void ExpectOwnBytesAndAllRead(const std::vector<Seen>& seen, std::vector<FakeRing*> rings) {
+  for (const Seen& s : seen) {
+    EXPECT_EQ(s.tag, s.ts * 10) << "the record's own bytes";
+    EXPECT_EQ(s.size, 12u) << "the record's length, without header or padding";
+  }
+  for (FakeRing* r : rings) EXPECT_EQ(r->consumer(), r->producer());
+}
+
 TEST(DrainInTimeOrder, InterleavesRingsOldestFirst) {
   FakeRing a(4096), b(4096);
   for (uint64_t ts : {1, 4, 5, 9}) a.Append(ts, static_cast<uint32_t>(ts * 10));
@@ -118,12 +128,7 @@ TEST(DrainInTimeOrder, InterleavesRingsOldestFirst) {
   std::vector<Seen> seen = Drain({&a, &b}, &handed);
   EXPECT_EQ(Timestamps(seen), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 9}));
   EXPECT_EQ(handed, 7u);
-  for (const Seen& s : seen) {
-    EXPECT_EQ(s.tag, s.ts * 10) << "the record's own bytes";
-    EXPECT_EQ(s.size, 12u) << "the record's length, without header or padding";
-  }
-  EXPECT_EQ(a.consumer(), a.producer());
-  EXPECT_EQ(b.consumer(), b.producer());
+  ExpectOwnBytesAndAllRead(seen, {&a, &b});
   EXPECT_TRUE(Drain({&a, &b}).empty()) << "nothing is handed out twice";
 }
 
@@ -200,12 +205,7 @@ TEST(DrainInTimeOrder, BatchesInterleaveItemByItem) {
   std::vector<Seen> seen = Drain({&a, &b}, &handed, &batched);
   EXPECT_EQ(Timestamps(seen), (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7}));
   EXPECT_EQ(handed, 7u);
-  for (const Seen& s : seen) {
-    EXPECT_EQ(s.tag, s.ts * 10) << "the item's own bytes";
-    EXPECT_EQ(s.size, 12u) << "the item's length, without its header or padding";
-  }
-  EXPECT_EQ(a.consumer(), a.producer());
-  EXPECT_EQ(b.consumer(), b.producer());
+  ExpectOwnBytesAndAllRead(seen, {&a, &b});
   EXPECT_EQ(batched.resume, (std::vector<uint64_t>{0, 0}));
 }
 
