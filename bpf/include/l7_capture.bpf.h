@@ -41,6 +41,8 @@ struct ns_l7_scratch {
  * the start of an event (ns_l7_begin) and its commit (ns_l7_commit), which then finds the
  * batch's length changed and sends that event alone. */
 _Static_assert((NS_L7_BATCH_BYTES & (NS_L7_BATCH_BYTES - 1)) == 0, "the masks need a power of 2");
+/* An item's start in the batch, proven below NS_L7_BATCH_BYTES and 8-byte aligned. */
+#define NS_L7_ITEM_AT(pos) ((pos) & ((NS_L7_BATCH_BYTES - 1) & ~7ULL))
 
 struct ns_l7_batch {
 	__u64 used;     /* bytes of whole items in data, a multiple of 8, < NS_L7_BATCH_BYTES */
@@ -115,7 +117,7 @@ static __always_inline struct ns_l7_scratch *ns_l7_begin(void)
 
 	if (!b)
 		return NULL;
-	off = b->used & ((NS_L7_BATCH_BYTES - 1) & ~7ULL);
+	off = NS_L7_ITEM_AT(b->used);
 	b->building = off;
 	return (struct ns_l7_scratch *)(b->data + off + NS_L7_ITEM_HDR);
 }
@@ -146,7 +148,7 @@ static __always_inline void ns_l7_commit(__u64 size)
 
 	if (!b)
 		return;
-	off = b->building & ((NS_L7_BATCH_BYTES - 1) & ~7ULL);
+	off = NS_L7_ITEM_AT(b->building);
 	barrier_var(size);
 	if (size > sizeof(struct ns_l7_scratch))
 		return;
@@ -159,10 +161,8 @@ static __always_inline void ns_l7_commit(__u64 size)
 		ns_l7_output(b->data + off, n);
 		return;
 	}
-	if (end < l7_batch_limit)
-		return;
-	if (__sync_val_compare_and_swap(&b->used, end, 0) == end)
-		ns_l7_output(b->data, end);
+	if (end >= l7_batch_limit)
+		ns_l7_flush_batch();
 }
 
 struct {
