@@ -9,11 +9,12 @@
  * every HTTP request and response, and any DNS message over UDP (RFC 1035 4.2.1: 512 B, EDNS
  * usually 1232 B). */
 #define NS_L7_CAPTURE_MAX 4096
-/* Events between two polls (100 ms), in NS_L7_RINGS rings of equal size, one per CPU (modulo
- * NS_L7_RINGS: l7_capture.bpf.h); rings no CPU writes are shrunk to a page at load. The reader is
- * woken early once a quarter of one is used. */
+/* Events between two polls (100 ms), in a ring per possible CPU (l7_capture.bpf.h) of
+ * NS_L7_RINGBUF_BYTES / CPUs, a power of two between NS_L7_RING_MIN_BYTES and
+ * NS_L7_RING_MAX_BYTES. The reader is woken early once a quarter of one is used. */
 #define NS_L7_RINGBUF_BYTES (16 << 20)
-#define NS_L7_RINGS 4
+#define NS_L7_RING_MIN_BYTES (256 << 10)
+#define NS_L7_RING_MAX_BYTES (4 << 20)
 /* Events go to the rings in batches per CPU of at least this many bytes, or fewer when user space
  * flushes them before a read (l7_capture.bpf.h); each is an item of the batch: its length (u32),
  * 4 zero bytes, the event, padded to 8 bytes. */

@@ -57,51 +57,42 @@ struct {
 	__type(value, struct ns_l7_batch);
 } l7_batch SEC(".maps");
 
-/* NS_L7_RINGS rings, each written by the CPUs whose number is its index modulo NS_L7_RINGS (one
- * CPU per ring on up to NS_L7_RINGS CPUs; user space shrinks the rings no CPU writes). A record
- * then never waits for another CPU's lock, nor pulls the ring's positions out of another CPU's
- * cache: with rings picked by connection, both CPUs of this 2-CPU machine wrote every ring, and
- * that cost 50-150 ns a record (BPF statistics, wrk -> nginx). A socket whose calls run on two
- * CPUs has records in two rings: user space reads the rings as one stream in ts_ns order
- * (sensor/bpf/merged_rings.h), which keeps every socket's calls in order. */
-#define NS_L7_RING(n)                                                                              \
-	struct {                                                                                   \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);                                                \
-		__uint(max_entries, NS_L7_RINGBUF_BYTES / NS_L7_RINGS);                            \
-	} l7_events##n SEC(".maps")
-NS_L7_RING(0);
-NS_L7_RING(1);
-NS_L7_RING(2);
-NS_L7_RING(3);
-_Static_assert(NS_L7_RINGS == 4, "one NS_L7_RING per ring");
+/* A ring per CPU, in l7_rings at the CPU's number: user space sizes them (l7_ring_bytes), makes
+ * one for every possible CPU and puts it in place after load. A record then never waits for
+ * another CPU's lock, nor pulls the ring's positions out of another CPU's cache (with rings
+ * picked by connection, both CPUs of this 2-CPU machine wrote every ring, and that cost 50-150 ns
+ * a record: BPF statistics, wrk -> nginx), and each ring is in time order, which the batches
+ * need. A socket whose calls run on two CPUs has records in two rings: user space reads the rings
+ * as one stream in ts_ns order (sensor/bpf/merged_rings.h), which keeps every socket's calls in
+ * order. */
+struct ns_l7_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	/* Only the template the array is made with (the kernel does not compare an inner ring's
+	 * size): a page. */
+	__uint(max_entries, 4096);
+};
 
-/* Writes an event to this CPU's ring; a full ring is counted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* user space sets it: the possible CPUs */
+	__type(key, __u32);
+	__array(values, struct ns_l7_ring);
+} l7_rings SEC(".maps");
+
+const volatile __u64 l7_ring_bytes = NS_L7_RING_MAX_BYTES;
+
+/* Writes an event to this CPU's ring; a full ring, or a CPU without one, is counted. */
 static __always_inline void ns_l7_output(void *data, __u64 size)
 {
-	const __u64 bytes = NS_L7_RINGBUF_BYTES / NS_L7_RINGS;
-	long err;
+	__u32 cpu = bpf_get_smp_processor_id();
+	void *ring = bpf_map_lookup_elem(&l7_rings, &cpu);
 
-	switch (bpf_get_smp_processor_id() % NS_L7_RINGS) {
-	case 0:
-		err = bpf_ringbuf_output(&l7_events0, data, size, ns_lazy_wakeup(&l7_events0, bytes));
-		break;
-	case 1:
-		err = bpf_ringbuf_output(&l7_events1, data, size, ns_lazy_wakeup(&l7_events1, bytes));
-		break;
-	case 2:
-		err = bpf_ringbuf_output(&l7_events2, data, size, ns_lazy_wakeup(&l7_events2, bytes));
-		break;
-	default:
-		err = bpf_ringbuf_output(&l7_events3, data, size, ns_lazy_wakeup(&l7_events3, bytes));
-		break;
-	}
-	if (err)
+	if (!ring || bpf_ringbuf_output(ring, data, size, ns_lazy_wakeup(ring, l7_ring_bytes)))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 
-/* Set by user space after load: NS_L7_BATCH_BYTES once it has run the flush (batching needs it,
- * and a ring per CPU: two CPUs' batches in one ring would not be in time order); 0 sends every
- * event at once. */
+/* Set by user space after load: NS_L7_BATCH_BYTES once it has run the flush, which batching
+ * needs; 0 sends every event at once. */
 __u64 l7_batch_limit = 0;
 
 /* Items are bytes to the verifier: this keeps the event's layout in the object's BTF, where the

@@ -132,6 +132,45 @@ TEST(DrainInTimeOrder, InterleavesRingsOldestFirst) {
   EXPECT_TRUE(Drain({&a, &b}).empty()) << "nothing is handed out twice";
 }
 
+TEST(DrainInTimeOrder, ARingPerCpuOfABigMachineStillComesOutOldestFirst) {
+  // 64 rings (a ring per CPU), ring r holding r, r + 64, r + 128, ... in batches of 4: each
+  // timestamp once, so the whole stream is 0, 1, 2, ... in order.
+  constexpr uint64_t kRings = 64, kPerRing = 20, kPerBatch = 4;
+  std::vector<FakeRing> rings(kRings, FakeRing(4096));
+  std::vector<FakeRing*> all;
+  for (uint64_t r = 0; r < kRings; ++r) {
+    all.push_back(&rings[r]);
+    for (uint64_t i = 0; i < kPerRing; i += kPerBatch) {
+      std::vector<std::pair<uint64_t, uint32_t>> batch;
+      for (uint64_t k = i; k < i + kPerBatch; ++k) {
+        const uint64_t ts = r + k * kRings;
+        batch.emplace_back(ts, static_cast<uint32_t>(ts * 10));
+      }
+      rings[r].AppendBatch(batch);
+    }
+  }
+  BatchedDrain batched;
+  std::vector<Seen> seen = Drain(all, nullptr, &batched);
+  std::vector<uint64_t> want(kRings * kPerRing);
+  for (uint64_t i = 0; i < want.size(); ++i) want[i] = i;
+  EXPECT_EQ(Timestamps(seen), want);
+  ExpectOwnBytesAndAllRead(seen, all);
+}
+
+TEST(DrainInTimeOrder, EqualTimestampsGoRingByRing) {
+  FakeRing a(4096), b(4096), c(4096);
+  c.Append(7, 1);
+  b.Append(7, 2);
+  a.Append(7, 3);
+  a.Append(8, 4);
+  std::vector<Seen> seen = Drain({&a, &b, &c});
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0].tag, 3u) << "the first ring's first";
+  EXPECT_EQ(seen[1].tag, 2u);
+  EXPECT_EQ(seen[2].tag, 1u);
+  EXPECT_EQ(seen[3].tag, 4u);
+}
+
 TEST(DrainInTimeOrder, RecordBeingWrittenHoldsBackItsRingOnly) {
   FakeRing a(4096), b(4096);
   a.Append(1, 0);

@@ -1,6 +1,7 @@
 #include "sensor/bpf/ring_buffer.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -45,8 +46,12 @@ Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, 
                              std::function<uint64_t()> flush) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // Appended first, so the destructor unmaps the rings mapped before a failure.
-  Group& g = groups_.emplace_back(Group{{}, ts_offset, std::move(handler), std::move(flush), {}});
-  for (int fd : map_fds) {
+  Group& g =
+      groups_.emplace_back(Group{{}, {}, ts_offset, std::move(handler), std::move(flush), {}});
+  for (int map_fd : map_fds) {
+    const int fd = fcntl(map_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return Status::Error(std::string("ring buffer dup: ") + std::strerror(errno));
+    g.fds.push_back(fd);
     bpf_map_info info{};
     uint32_t info_len = sizeof(info);
     if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
@@ -86,6 +91,7 @@ RingBuffer::~RingBuffer() {
       munmap(v.consumer_pos, page);
       munmap(const_cast<unsigned long*>(v.producer_pos), page + 2 * v.size);
     }
+    for (int fd : g.fds) close(fd);
   }
   if (epoll_fd_ >= 0) close(epoll_fd_);
   ring_buffer__free(rb_);

@@ -26,7 +26,8 @@ class RingBuffer {
   Status Add(int map_fd, Handler handler);
   // Reads the ring buffer maps `map_fds` in the same Poll as one stream: their records, each
   // with a bpf_ktime_get_ns() u64 at `ts_offset`, oldest first across the maps
-  // (DrainInTimeOrder). For a writer that picks the ring by CPU.
+  // (DrainInTimeOrder). For a writer that picks the ring by CPU. Keeps its own descriptor of each
+  // map.
   // With `flush` the maps' records are batches of events (merged_rings.h): before each drain
   // `flush` has every writer send what it holds and returns the moment (bpf_ktime_get_ns's clock)
   // before it began; no event newer than that is handed out in that drain.
@@ -49,6 +50,7 @@ class RingBuffer {
   // mappings.
   struct Group {
     std::vector<RingView> views;
+    std::vector<int> fds;  // dups of the maps' descriptors, closed with the reader
     size_t ts_offset = 0;
     Handler handler;
     std::function<uint64_t()> flush;

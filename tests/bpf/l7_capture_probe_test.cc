@@ -8,11 +8,14 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -53,6 +56,7 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
           payloads_.push_back(std::move(p));
         });
     ASSERT_TRUE(skel.ok()) << skel.status().message();
+    skel_ = *skel;
     // As the plugin does: the peer of an unconnected UDP socket (a resolver's client) comes from
     // the cgroup sendmsg/recvmsg hooks.
     Result<std::vector<proc::Mount>> mounts = proc::ReadMountInfo("/proc/self/mountinfo");
@@ -65,6 +69,8 @@ class L7Capture : public ::testing::TestWithParam<std::string> {
   }
 
   void TearDown() override { probe_.Teardown(); }
+
+  netflow_bpf* skel_ = nullptr;
 
   // Every event of the connection whose local port is `sport`, in order, once `n` are there.
   std::vector<Payload> Events(uint16_t sport, size_t n) {
@@ -305,6 +311,76 @@ TEST_P(L7Capture, SendfileBytesAreCountedByTheNextEventAndTheClose) {
   EXPECT_EQ(s[2].e.sent, 2 * head.size() + body.size());
   EXPECT_EQ(s[2].e.offset, 0u);  // the server read nothing
   EXPECT_EQ(s[2].e.conn_start_ns, s[0].e.conn_start_ns);
+}
+
+// The producer position of the payload ring in slot `cpu` of the rings' array (0 on failure, with
+// a test failure), and the ring's size in `bytes`.
+uint64_t RingProducer(int array_fd, uint32_t cpu, uint32_t* bytes) {
+  uint32_t id = 0;
+  EXPECT_EQ(bpf_map_lookup_elem(array_fd, &cpu, &id), 0) << "no ring for CPU " << cpu;
+  Fd ring(bpf_map_get_fd_by_id(id));
+  EXPECT_GE(ring.fd, 0) << std::strerror(errno);
+  if (ring.fd < 0) return 0;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  EXPECT_EQ(bpf_obj_get_info_by_fd(ring.fd, &info, &len), 0);
+  EXPECT_EQ(info.type, BPF_MAP_TYPE_RINGBUF);
+  *bytes = info.max_entries;
+  const long page = sysconf(_SC_PAGESIZE);
+  void* at = mmap(nullptr, page, PROT_READ, MAP_SHARED, ring.fd, page);
+  EXPECT_NE(at, MAP_FAILED) << std::strerror(errno);
+  if (at == MAP_FAILED) return 0;
+  const uint64_t pos = __atomic_load_n(static_cast<const unsigned long*>(at), __ATOMIC_ACQUIRE);
+  munmap(at, page);
+  return pos;
+}
+
+TEST_P(L7Capture, EachCpuWritesARingOfItsOwn) {
+  const int cpus = libbpf_num_possible_cpus();
+  ASSERT_GT(cpus, 0);
+  const int array_fd = bpf_map__fd(skel_->maps.l7_rings);
+  std::vector<uint32_t> ids;
+  for (uint32_t cpu = 0; cpu < uint32_t(cpus); ++cpu) {
+    uint32_t id = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(array_fd, &cpu, &id), 0) << "no ring for CPU " << cpu;
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end()) << "two CPUs share a ring";
+
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  const std::string get = "GET /cpu HTTP/1.1\r\n\r\n";
+  int tried = 0;
+  for (int cpu = 0; cpu < cpus; ++cpu) {
+    if (!CPU_ISSET(cpu, &before)) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    uint32_t bytes = 0;
+    const uint64_t start = RingProducer(array_fd, uint32_t(cpu), &bytes);
+    EXPECT_EQ(bytes, netflow::L7RingBytes(cpus));
+    ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+    ASSERT_EQ(ReadExactly(t.server, get.size()), get);
+    ASSERT_TRUE(probe_.ring()->Poll(0ms).ok());  // flushes the batches
+    EXPECT_GT(RingProducer(array_fd, uint32_t(cpu), &bytes), start)
+        << "CPU " << cpu << "'s calls went to another ring";
+    ++tried;
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+  EXPECT_GT(tried, 0);
+  // Every call, whichever CPU made it, is handed out in order (the client's first call sets
+  // whether it mirrors the server, so the server's receives are the events).
+  std::vector<Payload> s = Events(t.server_port, size_t(tried));
+  ASSERT_EQ(s.size(), size_t(tried));
+  for (size_t i = 1; i < s.size(); ++i) {
+    EXPECT_LT(s[i - 1].e.ts_ns, s[i].e.ts_ns);
+    EXPECT_EQ(s[i].e.offset, i * get.size());
+  }
 }
 
 TEST_P(L7Capture, OtherProtocolsSendNothing) {

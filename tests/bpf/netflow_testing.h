@@ -28,7 +28,7 @@ inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string&
       [capture_bytes](netflow_bpf* s) {
         s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
         if (capture_bytes != 0) s->rodata->l7_capture_bytes = capture_bytes;
-        return netflow::ShrinkUnusedL7Rings(s);
+        return netflow::SizeL7Rings(s);
       });
   if (!skel.ok()) return skel;
   if (Status read = netflow::ReadL7Rings(*skel, *probe.ring(), std::move(on_l7)); !read.ok()) {

@@ -48,7 +48,7 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
             }
           }
         }
-        return ShrinkUnusedL7Rings(s);
+        return SizeL7Rings(s);
       });
   if (!skel.ok()) return skel.status();
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
@@ -63,9 +63,9 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   }
   if (!batched) {
     spdlog::info(
-        "probe {}: payload events go to the rings one by one (batches need a ring per "
-        "CPU, at most {} CPUs, and a flush program that runs)",
-        kProbe, NS_L7_RINGS);
+        "probe {}: payload events go to the rings one by one (the flush program that batches "
+        "need does not run)",
+        kProbe);
   }
 
   // Per-peer records of unconnected UDP sockets need the cgroup hooks; without them (no cgroup
