@@ -87,7 +87,7 @@ static __always_inline void ns_l7_output(void *data, __u64 size)
 	__u32 cpu = bpf_get_smp_processor_id();
 	void *ring = bpf_map_lookup_elem(&l7_rings, &cpu);
 
-	if (!ring || bpf_ringbuf_output(ring, data, size, ns_lazy_wakeup(ring, l7_ring_bytes)))
+	if (!ring || bpf_ringbuf_output(ring, data, size, ns_lazy_wakeup(ring, l7_ring_bytes, size)))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 

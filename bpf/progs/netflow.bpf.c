@@ -168,7 +168,7 @@ static __always_inline void end_entry(struct ns_conn_key *key, struct ns_conn *c
 
 	if (e) {
 		fill_close(e, key->sk, key->peer, c);
-		bpf_ringbuf_submit(e, ns_lazy_wakeup(&events, NS_NETFLOW_RINGBUF_BYTES));
+		bpf_ringbuf_submit(e, ns_lazy_wakeup(&events, NS_NETFLOW_RINGBUF_BYTES, sizeof(*e)));
 	} else {
 		count(NS_NETFLOW_CNT_RINGBUF_DROPS);
 	}

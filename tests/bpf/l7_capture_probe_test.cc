@@ -497,6 +497,62 @@ TEST_P(L7Capture, SendmmsgAndRecvmmsgMessagesInOrder) {
   EXPECT_EQ(s[1].e.direction, NS_L7_RECV);
 }
 
+// The smallest payload ring a big machine gets, written in full batches from one CPU and not read:
+// the reader is woken once a quarter of it is used, long before it is full, so nothing is lost.
+class L7RingWakeup : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(PrepareEnvironment().ok()); }
+  void TearDown() override { probe_.Teardown(); }
+
+  LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
+};
+
+TEST_P(L7RingWakeup, ASmallRingWakesItsReaderBeforeItFills) {
+  size_t events = 0;
+  Result<netflow_bpf*> skel = LoadL7Capture(
+      probe_, GetParam(), 1024, [&events](std::span<const std::byte>) { ++events; },
+      NS_L7_RING_MIN_BYTES);
+  ASSERT_TRUE(skel.ok()) << skel.status().message();
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  int cpu = 0;
+  while (!CPU_ISSET(cpu, &before)) ++cpu;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  // HTTP by its first bytes; then calls of 1 KiB, each a server event of about 1.2 KiB: 120 of
+  // them fill more than a quarter of the 256 KiB ring and less than the whole.
+  const std::string get = "GET /fill HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+  ASSERT_EQ(ReadExactly(t.server, get.size()).size(), get.size());
+  const std::string body(1024, 'b');
+  constexpr int kCalls = 120;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_EQ(send(t.client, body.data(), body.size(), 0), static_cast<ssize_t>(body.size()));
+    ASSERT_EQ(ReadExactly(t.server, body.size()).size(), body.size());
+  }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+
+  // Woken, the wait ends at once; not woken, it would last its whole 10 s.
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(probe_.ring()->Poll(10s).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the reader was not woken";
+  for (int i = 0; i < 20 && events < size_t(kCalls + 1); ++i) {
+    ASSERT_TRUE(probe_.ring()->Poll(100ms).ok());
+  }
+  EXPECT_GE(events, size_t(kCalls + 1)) << "the server's calls";
+  EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, L7RingWakeup,
+                         ::testing::Values(std::string(kTpBtf), std::string(kTracepoint)),
+                         [](const auto& info) { return info.param; });
+
 INSTANTIATE_TEST_SUITE_P(Strategies, L7Capture,
                          ::testing::Values(std::string(kTpBtf), std::string(kTracepoint)),
                          [](const auto& info) { return info.param; });

@@ -19,16 +19,18 @@ namespace nodescope::sensor::bpf::testing {
 
 // Loads the netflow probe with `strategy`, HTTP and DNS payload capture on (`capture_bytes` per
 // call; 0 keeps the probe's default), and hands every L7 ring record to `on_l7`. The records of
-// the probe's own ring (closes) are dropped.
+// the probe's own ring (closes) are dropped. `ring_bytes`: each CPU's payload ring, 0 for the
+// plugin's size.
 inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string& strategy,
                                           uint32_t capture_bytes,
-                                          std::function<void(std::span<const std::byte>)> on_l7) {
+                                          std::function<void(std::span<const std::byte>)> on_l7,
+                                          uint32_t ring_bytes = 0) {
   Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
       probe, netflow::kSkeleton, strategy, [](std::span<const std::byte>) {},
-      [capture_bytes](netflow_bpf* s) {
+      [capture_bytes, ring_bytes](netflow_bpf* s) {
         s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
         if (capture_bytes != 0) s->rodata->l7_capture_bytes = capture_bytes;
-        return netflow::SizeL7Rings(s);
+        return netflow::SizeL7Rings(s, ring_bytes);
       });
   if (!skel.ok()) return skel;
   if (Status read = netflow::ReadL7Rings(*skel, *probe.ring(), std::move(on_l7)); !read.ok()) {

@@ -42,11 +42,12 @@ inline uint32_t L7RingBytes(int cpus) {
 }
 
 // Before load: the payload rings' array (bpf/include/l7_capture.bpf.h) gets a slot per possible
-// CPU, and the probe the rings' size (they are made after load: ReadL7Rings).
-inline Status SizeL7Rings(netflow_bpf* s) {
+// CPU, and the probe the rings' size (they are made after load: ReadL7Rings): `ring_bytes`, a
+// power of two, or L7RingBytes when 0.
+inline Status SizeL7Rings(netflow_bpf* s, uint32_t ring_bytes = 0) {
   const int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Status::Error("possible CPUs: " + bpf::LibbpfErrorText(-cpus));
-  const uint32_t bytes = L7RingBytes(cpus);
+  const uint32_t bytes = ring_bytes != 0 ? ring_bytes : L7RingBytes(cpus);
   if (int err = bpf_map__set_max_entries(s->maps.l7_rings, static_cast<uint32_t>(cpus)); err != 0) {
     return Status::Error("size L7 ring array: " + bpf::LibbpfErrorText(-err));
   }
