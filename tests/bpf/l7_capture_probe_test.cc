@@ -313,6 +313,16 @@ TEST_P(L7Capture, SendfileBytesAreCountedByTheNextEventAndTheClose) {
   EXPECT_EQ(s[2].e.conn_start_ns, s[0].e.conn_start_ns);
 }
 
+TEST(L7RingBytes, SixteenMiBSharedOutWithinTheBounds) {
+  EXPECT_EQ(netflow::L7RingBytes(1), 4u << 20);
+  EXPECT_EQ(netflow::L7RingBytes(2), 4u << 20);  // 8 MiB on this machine, as the fixed rings had
+  EXPECT_EQ(netflow::L7RingBytes(4), 4u << 20);
+  EXPECT_EQ(netflow::L7RingBytes(6), 2u << 20);  // a power of two: 2.67 MiB rounds down
+  EXPECT_EQ(netflow::L7RingBytes(8), 2u << 20);
+  EXPECT_EQ(netflow::L7RingBytes(64), 256u << 10);
+  EXPECT_EQ(netflow::L7RingBytes(512), 256u << 10);  // the floor: 128 MiB in all
+}
+
 // The producer position of the payload ring in slot `cpu` of the rings' array (0 on failure, with
 // a test failure), and the ring's size in `bytes`.
 uint64_t RingProducer(int array_fd, uint32_t cpu, uint32_t* bytes) {
