@@ -26,8 +26,7 @@ Status SelectPrograms(bpf_object* object, std::string_view strategy) {
   bpf_object__for_each_program(program, object) {
     const std::string_view name = bpf_program__name(program);
     bool mine = ProgramInStrategy(name, strategy);
-    bool helper = name.substr(0, kCgroupPrefix.size()) == kCgroupPrefix ||
-                  name.substr(0, kRunPrefix.size()) == kRunPrefix;
+    bool helper = name.starts_with(kCgroupPrefix) || name.starts_with(kRunPrefix);
     if (int err = bpf_program__set_autoload(program, mine || helper); err != 0) {
       return Status::Error(std::string("set autoload of ") + bpf_program__name(program) + ": " +
                            LibbpfErrorText(err));

@@ -113,12 +113,9 @@ Result<int> RingBuffer::Poll(std::chrono::milliseconds timeout) {
   int n = ring_buffer__consume(rb_);
   if (n < 0) return Status::Error(std::string("ring buffer consume: ") + std::strerror(-n));
   for (Group& g : groups_) {
-    if (g.flush) {
-      g.batched.theta_cap = g.flush();
-      n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler, 256, &g.batched));
-    } else {
-      n += static_cast<int>(DrainInTimeOrder(g.views, g.ts_offset, g.handler));
-    }
+    if (g.flush) g.batched.theta_cap = g.flush();
+    n += static_cast<int>(
+        DrainInTimeOrder(g.views, g.ts_offset, g.handler, 256, g.flush ? &g.batched : nullptr));
   }
   return n;
 }

@@ -4,7 +4,6 @@
 
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 
 #include "bpf/abi/l7.h"
 #include "netflow.skel.h"
+#include "sensor/bpf/clock.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/bpf/programs.h"
 #include "sensor/bpf/ring_buffer.h"
@@ -59,9 +59,7 @@ inline Status SizeL7Rings(netflow_bpf* s, uint32_t ring_bytes = 0) {
 // returns the moment before, on bpf_ktime_get_ns's clock. A CPU that is offline (ENXIO) keeps
 // its batch until it is back; any other failure is in `*error` (an errno), the last one.
 inline uint64_t FlushL7Batches(int flush_fd, int cpus, int* error) {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  const uint64_t before = uint64_t(now.tv_sec) * 1000000000 + uint64_t(now.tv_nsec);
+  const uint64_t before = bpf::MonotonicNs();
   for (int cpu = 0; cpu < cpus; ++cpu) {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU,
                 .cpu = static_cast<uint32_t>(cpu));
@@ -84,8 +82,8 @@ inline bool StartL7Batching(netflow_bpf* s) {
 // `batched`, when given, says whether.
 inline Status ReadL7Rings(netflow_bpf* s, bpf::RingBuffer& ring, bpf::RingBuffer::Handler handler,
                           bool* batched = nullptr) {
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return Status::Error("possible CPUs: " + bpf::LibbpfErrorText(-cpus));
+  // The array's slots, one per possible CPU (SizeL7Rings).
+  const int cpus = static_cast<int>(bpf_map__max_entries(s->maps.l7_rings));
   const int array_fd = bpf_map__fd(s->maps.l7_rings);
   std::vector<int> fds;
   // The ring buffer reader keeps its own descriptors; these only live until it has them.
