@@ -550,6 +550,11 @@ void Sensor::AppendNetflowSamples(std::vector<Sample>& s) const {
                true,
                {{"reason", "ringbuf_full"}, {"probe", "l7"}},
                double(nc.l7_ringbuf_drops)});
+  s.push_back({"nodescope_sensor_dropped_total",
+               dropped_help,
+               true,
+               {{"reason", "no_ring"}, {"probe", "l7"}},
+               double(nc.l7_no_ring)});
   s.push_back({"nodescope_sensor_malformed_events_total",
                "kernel records of an unexpected size (kernel/user ABI skew)",
                true,

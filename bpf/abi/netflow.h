@@ -44,7 +44,10 @@ enum ns_netflow_counter {
 	NS_NETFLOW_CNT_L7_SHED_CONNS_SAMPLED = 4,
 	NS_NETFLOW_CNT_L7_SHED_CALLS_PAYLOAD = 5,
 	NS_NETFLOW_CNT_L7_SHED_CALLS_SAMPLED = 6,
-	NS_NETFLOW_CNT_MAX = 7,
+	/* a payload event on a CPU the sensor has not made a ring for yet: one that came online
+	 * after it started, in the second before it noticed */
+	NS_NETFLOW_CNT_L7_NO_RING = 7,
+	NS_NETFLOW_CNT_MAX = 8,
 };
 
 /* Key of `conns`: the socket, and for an unconnected UDP socket the peer it talked to, so a DNS

@@ -57,8 +57,10 @@ struct {
 	__type(value, struct ns_l7_batch);
 } l7_batch SEC(".maps");
 
-/* A ring per CPU, in l7_rings at the CPU's number: user space sizes them (l7_ring_bytes), makes
- * one for every possible CPU and puts it in place after load. A record then never waits for
+/* A ring per CPU, in l7_rings at the CPU's number: user space makes one for every CPU online
+ * after load, and for a CPU that comes online later when it sees it (within a second; until
+ * then that CPU's events are counted, NS_NETFLOW_CNT_L7_NO_RING). Rings made later may be
+ * smaller: each is asked its size. A record then never waits for
  * another CPU's lock, nor pulls the ring's positions out of another CPU's cache (with rings
  * picked by connection, both CPUs of this 2-CPU machine wrote every ring, and that cost 50-150 ns
  * a record: BPF statistics, wrk -> nginx), and each ring is in time order, which the batches
@@ -79,15 +81,19 @@ struct {
 	__array(values, struct ns_l7_ring);
 } l7_rings SEC(".maps");
 
-const volatile __u64 l7_ring_bytes = NS_L7_RING_MAX_BYTES;
-
 /* Writes an event to this CPU's ring; a full ring, or a CPU without one, is counted. */
 static __always_inline void ns_l7_output(void *data, __u64 size)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	void *ring = bpf_map_lookup_elem(&l7_rings, &cpu);
+	__u64 bytes;
 
-	if (!ring || bpf_ringbuf_output(ring, data, size, ns_lazy_wakeup(ring, l7_ring_bytes, size)))
+	if (!ring) {
+		count(NS_NETFLOW_CNT_L7_NO_RING);
+		return;
+	}
+	bytes = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
+	if (bpf_ringbuf_output(ring, data, size, ns_lazy_wakeup(ring, bytes, size)))
 		count(NS_NETFLOW_CNT_L7_RINGBUF_DROPS);
 }
 

@@ -42,44 +42,57 @@ Status RingBuffer::Add(int map_fd, Handler handler) {
   return Status::Ok();
 }
 
-Status RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler,
-                             std::function<uint64_t()> flush) {
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+Result<size_t> RingBuffer::AddMerged(const std::vector<int>& map_fds, size_t ts_offset,
+                                     Handler handler, std::function<uint64_t()> flush) {
   // Appended first, so the destructor unmaps the rings mapped before a failure.
-  Group& g =
-      groups_.emplace_back(Group{{}, {}, ts_offset, std::move(handler), std::move(flush), {}});
+  groups_.emplace_back(Group{{}, {}, ts_offset, std::move(handler), std::move(flush), {}});
+  const size_t group = groups_.size() - 1;
   for (int map_fd : map_fds) {
-    const int fd = fcntl(map_fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return Status::Error(std::string("ring buffer dup: ") + std::strerror(errno));
-    g.fds.push_back(fd);
-    bpf_map_info info{};
-    uint32_t info_len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
-      return Status::Error(std::string("ring buffer info: ") + std::strerror(errno));
-    }
-    // As libbpf maps a ring: the consumer page read-write, then the producer page and the data
-    // twice in a row read-only.
-    void* consumer = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (consumer == MAP_FAILED) {
-      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
-    }
-    void* producer = mmap(nullptr, page + 2 * size_t{info.max_entries}, PROT_READ, MAP_SHARED, fd,
-                          static_cast<off_t>(page));
-    if (producer == MAP_FAILED) {
-      const int err = errno;
-      munmap(consumer, page);
-      return Status::Error(std::string("ring buffer mmap: ") + std::strerror(err));
-    }
-    g.views.push_back(RingView{
-        .data = static_cast<const std::byte*>(producer) + page,
-        .size = info.max_entries,
-        .consumer_pos = static_cast<unsigned long*>(consumer),
-        .producer_pos = static_cast<const unsigned long*>(producer),
-    });
-    epoll_event ev{.events = EPOLLIN | EPOLLET, .data = {.fd = fd}};
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
-    }
+    if (Status mapped = MapInto(group, map_fd); !mapped.ok()) return mapped;
+  }
+  return group;
+}
+
+Status RingBuffer::AddToMerged(size_t group, int map_fd) {
+  if (group >= groups_.size()) {
+    return Status::Error("ring buffer: no merged group " + std::to_string(group));
+  }
+  return MapInto(group, map_fd);
+}
+
+Status RingBuffer::MapInto(size_t group, int map_fd) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  Group& g = groups_[group];
+  const int fd = fcntl(map_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Status::Error(std::string("ring buffer dup: ") + std::strerror(errno));
+  g.fds.push_back(fd);
+  bpf_map_info info{};
+  uint32_t info_len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &info_len) != 0) {
+    return Status::Error(std::string("ring buffer info: ") + std::strerror(errno));
+  }
+  // As libbpf maps a ring: the consumer page read-write, then the producer page and the data
+  // twice in a row read-only.
+  void* consumer = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (consumer == MAP_FAILED) {
+    return Status::Error(std::string("ring buffer mmap: ") + std::strerror(errno));
+  }
+  void* producer = mmap(nullptr, page + 2 * size_t{info.max_entries}, PROT_READ, MAP_SHARED, fd,
+                        static_cast<off_t>(page));
+  if (producer == MAP_FAILED) {
+    const int err = errno;
+    munmap(consumer, page);
+    return Status::Error(std::string("ring buffer mmap: ") + std::strerror(err));
+  }
+  g.views.push_back(RingView{
+      .data = static_cast<const std::byte*>(producer) + page,
+      .size = info.max_entries,
+      .consumer_pos = static_cast<unsigned long*>(consumer),
+      .producer_pos = static_cast<const unsigned long*>(producer),
+  });
+  epoll_event ev{.events = EPOLLIN | EPOLLET, .data = {.fd = fd}};
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return Status::Error(std::string("ring buffer epoll: ") + std::strerror(errno));
   }
   return Status::Ok();
 }

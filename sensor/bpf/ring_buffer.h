@@ -31,8 +31,12 @@ class RingBuffer {
   // With `flush` the maps' records are batches of events (merged_rings.h): before each drain
   // `flush` has every writer send what it holds and returns the moment (bpf_ktime_get_ns's clock)
   // before it began; no event newer than that is handed out in that drain.
-  Status AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler,
-                   std::function<uint64_t()> flush = nullptr);
+  // Returns the group's number, for AddToMerged.
+  Result<size_t> AddMerged(const std::vector<int>& map_fds, size_t ts_offset, Handler handler,
+                           std::function<uint64_t()> flush = nullptr);
+  // Reads one more map as part of the stream AddMerged made (`group`): a ring for a writer that
+  // appeared later (a CPU brought online). On the polling thread, between Polls.
+  Status AddToMerged(size_t group, int map_fd);
   ~RingBuffer();
   RingBuffer(const RingBuffer&) = delete;
   RingBuffer& operator=(const RingBuffer&) = delete;
@@ -45,6 +49,8 @@ class RingBuffer {
  private:
   RingBuffer() = default;
   static int OnRecord(void* ctx, void* data, size_t size);
+  // Maps the ring `map_fd` (a dup of it) into groups_[group] and adds it to the epoll set.
+  Status MapInto(size_t group, int map_fd);
 
   // Rings read as one stream (AddMerged); each view's positions are the start of its two
   // mappings.

@@ -18,10 +18,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "bpf/abi/l7.h"
+#include "sensor/bpf/cpus.h"
 #include "sensor/bpf/environment.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/skeleton.h"
@@ -348,10 +350,18 @@ uint64_t RingProducer(int array_fd, uint32_t cpu, uint32_t* bytes) {
 TEST_P(L7Capture, EachCpuWritesARingOfItsOwn) {
   const int cpus = libbpf_num_possible_cpus();
   ASSERT_GT(cpus, 0);
+  Result<std::vector<int>> online = OnlineCpus();
+  ASSERT_TRUE(online.ok()) << online.status().message();
   const int array_fd = bpf_map__fd(skel_->maps.l7_rings);
   std::vector<uint32_t> ids;
+  // A ring in the slot of every CPU online, and none in the others'.
   for (uint32_t cpu = 0; cpu < uint32_t(cpus); ++cpu) {
     uint32_t id = 0;
+    const bool is_online = std::count(online->begin(), online->end(), int(cpu)) > 0;
+    if (!is_online) {
+      EXPECT_NE(bpf_map_lookup_elem(array_fd, &cpu, &id), 0) << "a ring for offline CPU " << cpu;
+      continue;
+    }
     ASSERT_EQ(bpf_map_lookup_elem(array_fd, &cpu, &id), 0) << "no ring for CPU " << cpu;
     ids.push_back(id);
   }
@@ -373,7 +383,7 @@ TEST_P(L7Capture, EachCpuWritesARingOfItsOwn) {
     ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
     uint32_t bytes = 0;
     const uint64_t start = RingProducer(array_fd, uint32_t(cpu), &bytes);
-    EXPECT_EQ(bytes, netflow::L7RingBytes(cpus));
+    EXPECT_EQ(bytes, netflow::L7RingBytes(int(online->size())));
     ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
     ASSERT_EQ(ReadExactly(t.server, get.size()), get);
     ASSERT_TRUE(probe_.ring()->Poll(0ms).ok());  // flushes the batches
@@ -515,10 +525,11 @@ class L7RingWakeup : public ::testing::TestWithParam<std::string> {
   void TearDown() override { probe_.Teardown(); }
 
   LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
+  size_t events_ = 0;  // L7 records, to the probe's last drain in TearDown
 };
 
 TEST_P(L7RingWakeup, ASmallRingWakesItsReaderBeforeItFills) {
-  size_t events = 0;
+  size_t& events = events_;
   Result<netflow_bpf*> skel = LoadL7Capture(
       probe_, GetParam(), 1024, [&events](std::span<const std::byte>) { ++events; },
       NS_L7_RING_MIN_BYTES);
@@ -558,6 +569,116 @@ TEST_P(L7RingWakeup, ASmallRingWakesItsReaderBeforeItFills) {
   EXPECT_GE(events, size_t(kCalls + 1)) << "the server's calls";
   EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
 }
+
+// A CPU brought online after the sensor started: the probe counts its events until user space
+// gives it a ring (L7Rings::Cover), then they arrive like any other CPU's. The hotplug is played
+// by leaving one online CPU out of the rings made at start, as if it had been offline then.
+class L7RingsForCpus : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(PrepareEnvironment().ok()); }
+  void TearDown() override { probe_.Teardown(); }
+
+  LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
+  std::vector<Payload> events_;  // every L7 record, to the probe's last drain in TearDown
+};
+
+// Runs the calling thread on `cpu` only.
+void PinTo(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0)
+      << "CPU " << cpu << ": " << std::strerror(errno);
+}
+
+TEST_P(L7RingsForCpus, ACpuBroughtOnlineLaterGetsItsRingAndUntilThenIsCounted) {
+  Result<std::vector<int>> online = OnlineCpus();
+  ASSERT_TRUE(online.ok()) << online.status().message();
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  std::vector<int> usable;
+  for (int cpu : *online) {
+    if (CPU_ISSET(cpu, &before)) usable.push_back(cpu);
+  }
+  if (usable.size() < 2) GTEST_SKIP() << "needs two CPUs this test may run on";
+  const int early = usable[0], late = usable[1];
+  std::vector<int> at_start;
+  for (int cpu : *online) {
+    if (cpu != late) at_start.push_back(cpu);
+  }
+
+  std::vector<Payload>& events = events_;
+  std::unique_ptr<netflow::L7Rings> rings;
+  Result<netflow_bpf*> skel = LoadL7Capture(
+      probe_, GetParam(), 1024,
+      [&events](std::span<const std::byte> r) {
+        Payload p;
+        std::memcpy(&p.e, r.data(), sizeof(p.e));
+        p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
+        events.push_back(p);
+      },
+      0, &rings, &at_start);
+  ASSERT_TRUE(skel.ok()) << skel.status().message();
+  ASSERT_EQ(rings->rings(), int(at_start.size()));
+  const int array_fd = bpf_map__fd((*skel)->maps.l7_rings);
+  uint32_t id = 0, slot = uint32_t(late);
+  EXPECT_NE(bpf_map_lookup_elem(array_fd, &slot, &id), 0) << "CPU " << late << " has a ring";
+
+  const Loopback where{AF_INET, "127.0.0.1"};
+  TcpPair t;
+  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
+  const std::string get = "GET /late HTTP/1.1\r\n\r\n";
+  // The server's receives are the events (its client mirrors it); `got` counts those so far.
+  auto exchange = [&](int cpu) {
+    PinTo(cpu);
+    ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+    ASSERT_EQ(ReadExactly(t.server, get.size()), get);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+    ASSERT_TRUE(probe_.ring()->Poll(0ms).ok());  // flushes the batches
+  };
+  auto server_receives = [&] {
+    std::vector<Payload> out;
+    for (const Payload& p : events) {
+      if (p.e.sport == t.server_port && p.e.direction == NS_L7_RECV &&
+          !(p.e.flags & NS_L7_CLOSED)) {
+        out.push_back(p);
+      }
+    }
+    return out;
+  };
+
+  ASSERT_NO_FATAL_FAILURE(exchange(late));
+  EXPECT_TRUE(server_receives().empty()) << "an event from a CPU without a ring";
+  const uint64_t lost = probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING];
+  EXPECT_GT(lost, 0u) << "the events of a CPU without a ring were not counted";
+  EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
+
+  Result<std::vector<int>> added = rings->Cover(*online);
+  ASSERT_TRUE(added.ok()) << added.status().message();
+  EXPECT_EQ(*added, std::vector<int>{late});
+  EXPECT_EQ(rings->rings(), int(online->size()));
+  ASSERT_EQ(bpf_map_lookup_elem(array_fd, &slot, &id), 0) << "CPU " << late << " got no ring";
+  Result<std::vector<int>> again = rings->Cover(*online);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->empty()) << "a second look makes no ring";
+
+  ASSERT_NO_FATAL_FAILURE(exchange(late));
+  ASSERT_NO_FATAL_FAILURE(exchange(early));
+  for (int i = 0; i < 20 && server_receives().size() < 2; ++i) {
+    ASSERT_TRUE(probe_.ring()->Poll(50ms).ok());
+  }
+  std::vector<Payload> got = server_receives();
+  ASSERT_EQ(got.size(), 2u);
+  // The first call's bytes were lost, and the offsets say where they were.
+  EXPECT_EQ(got[0].e.offset, get.size());
+  EXPECT_EQ(got[0].data, get);
+  EXPECT_EQ(got[1].e.offset, 2 * get.size());
+  EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING], lost);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, L7RingsForCpus,
+                         ::testing::Values(std::string(kTpBtf), std::string(kTracepoint)),
+                         [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Strategies, L7RingWakeup,
                          ::testing::Values(std::string(kTpBtf), std::string(kTracepoint)),

@@ -6,12 +6,15 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "bpf/abi/l7.h"
 #include "bpf/abi/netflow.h"
+#include "sensor/bpf/cpus.h"
 #include "sensor/bpf/loaded_probe.h"
 #include "sensor/plugins/netflow/skeleton.h"
 
@@ -20,22 +23,28 @@ namespace nodescope::sensor::bpf::testing {
 // Loads the netflow probe with `strategy`, HTTP and DNS payload capture on (`capture_bytes` per
 // call; 0 keeps the probe's default), and hands every L7 ring record to `on_l7`. The records of
 // the probe's own ring (closes) are dropped. `ring_bytes`: each CPU's payload ring, 0 for the
-// plugin's size.
+// plugin's size. Rings are made for the CPUs `online` (null: those online now), and `rings`,
+// when given, gets them (for Cover).
 inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string& strategy,
                                           uint32_t capture_bytes,
                                           std::function<void(std::span<const std::byte>)> on_l7,
-                                          uint32_t ring_bytes = 0) {
+                                          uint32_t ring_bytes = 0,
+                                          std::unique_ptr<netflow::L7Rings>* rings = nullptr,
+                                          const std::vector<int>* online = nullptr) {
   Result<netflow_bpf*> skel = LoadSkeleton<netflow_bpf>(
       probe, netflow::kSkeleton, strategy, [](std::span<const std::byte>) {},
-      [capture_bytes, ring_bytes](netflow_bpf* s) {
+      [capture_bytes](netflow_bpf* s) {
         s->rodata->l7_capture = NS_L7_HTTP_ON | NS_L7_DNS_ON;
         if (capture_bytes != 0) s->rodata->l7_capture_bytes = capture_bytes;
-        return netflow::SizeL7Rings(s, ring_bytes);
+        return netflow::SizeL7Rings(s);
       });
   if (!skel.ok()) return skel;
-  if (Status read = netflow::ReadL7Rings(*skel, *probe.ring(), std::move(on_l7)); !read.ok()) {
-    return read;
-  }
+  Result<std::vector<int>> now = OnlineCpus();
+  if (online == nullptr && !now.ok()) return now.status();
+  Result<std::unique_ptr<netflow::L7Rings>> made = netflow::L7Rings::Start(
+      *skel, *probe.ring(), std::move(on_l7), online != nullptr ? *online : *now, ring_bytes);
+  if (!made.ok()) return made.status();
+  if (rings != nullptr) *rings = std::move(*made);
   return skel;
 }
 

@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <numeric>
 
 #include "sensor/bpf/clock.h"
+#include "sensor/bpf/cpus.h"
 #include "sensor/plugins/netflow/listeners.h"
 #include "sensor/plugins/netflow/skeleton.h"
 #include "sensor/plugins/netflow/tls_coverage.h"
@@ -20,6 +22,8 @@ namespace {
 constexpr std::chrono::milliseconds kPollTimeout{100};
 // Plain names in `hostnames` are resolved again this often (addresses of a name change).
 constexpr std::chrono::minutes kResolveEvery{10};
+// How soon a CPU brought online gets its payload ring: its events are lost until then.
+constexpr std::chrono::seconds kCpuCheckEvery{1};
 
 }  // namespace
 
@@ -54,14 +58,20 @@ Status NetflowPlugin::Attach(std::string_view strategy) {
   conns_fd_ = bpf_map__fd((*skel)->maps.conns);
   l7_skip_fd_ = bpf_map__fd((*skel)->maps.l7_skip);
   l7_limit_fd_ = bpf_map__fd((*skel)->maps.l7_limit);
-  bool batched = false;
-  if (Status read = ReadL7Rings(
-          *skel, *probe_.ring(), [this](std::span<const std::byte> record) { OnL7Record(record); },
-          &batched);
-      !read.ok()) {
-    return read;
+  // Rings for the CPUs online; without the list (no sysfs), for every possible CPU.
+  Result<std::vector<int>> online = bpf::OnlineCpus();
+  if (!online.ok()) {
+    spdlog::warn("probe {}: {}; a payload ring for every possible CPU", kProbe,
+                 online.status().message());
+    online = std::vector<int>(bpf_map__max_entries((*skel)->maps.l7_rings));
+    std::iota(online->begin(), online->end(), 0);
   }
-  if (!batched) {
+  Result<std::unique_ptr<L7Rings>> rings = L7Rings::Start(
+      *skel, *probe_.ring(), [this](std::span<const std::byte> record) { OnL7Record(record); },
+      *online);
+  if (!rings.ok()) return rings.status();
+  l7_rings_ = std::move(*rings);
+  if (!l7_rings_->batched()) {
     spdlog::info(
         "probe {}: payload events go to the rings one by one (the flush program that batches "
         "need does not run)",
@@ -370,6 +380,7 @@ void NetflowPlugin::PollLoop() {
   auto interval_start = std::chrono::steady_clock::now();
   auto next_report = interval_start + options_.interval;
   next_resolve_ = interval_start + kResolveEvery;
+  next_cpu_check_ = interval_start + kCpuCheckEvery;
   while (!stop_.load(std::memory_order_relaxed)) {
     Result<int> polled = probe_.ring()->Poll(kPollTimeout);
     if (!polled.ok()) {
@@ -377,6 +388,10 @@ void NetflowPlugin::PollLoop() {
       return;
     }
     auto now = std::chrono::steady_clock::now();
+    if (now >= next_cpu_check_) {
+      CoverNewCpus();
+      next_cpu_check_ = now + kCpuCheckEvery;
+    }
     if (now >= next_resolve_) {
       // On this thread: Refresh must not run while Allows does (FlowTable calls it here too).
       if (Status s = filter_->Refresh(); !s.ok()) spdlog::warn("probe {}: {}", kProbe, s.message());
@@ -390,6 +405,19 @@ void NetflowPlugin::PollLoop() {
   }
   // The last, partial interval: what happened since the last report is not lost on shutdown.
   Report(std::chrono::steady_clock::now() - interval_start);
+}
+
+void NetflowPlugin::CoverNewCpus() {
+  Result<std::vector<int>> online = bpf::OnlineCpus();
+  if (!online.ok()) return;  // said at start; the rings made then go on
+  Result<std::vector<int>> added = l7_rings_->Cover(*online);
+  if (!added.ok()) {
+    spdlog::warn("probe {}: {}; that CPU's payload events are counted as lost (no_ring)", kProbe,
+                 added.status().message());
+    return;
+  }
+  for (int cpu : *added)
+    spdlog::info("probe {}: CPU {} came online: its payload ring made", kProbe, cpu);
 }
 
 void NetflowPlugin::Stop() {
@@ -433,6 +461,7 @@ NetflowPlugin::Counters NetflowPlugin::counters() const {
   counters.l7_events = l7_events_.load(std::memory_order_relaxed);
   counters.l7_malformed = l7_malformed_.load(std::memory_order_relaxed);
   counters.l7_ringbuf_drops = kernel[NS_NETFLOW_CNT_L7_RINGBUF_DROPS];
+  counters.l7_no_ring = kernel[NS_NETFLOW_CNT_L7_NO_RING];
   counters.l7_shed_conns_payload = kernel[NS_NETFLOW_CNT_L7_SHED_CONNS_PAYLOAD];
   counters.l7_shed_conns_sampled = kernel[NS_NETFLOW_CNT_L7_SHED_CONNS_SAMPLED];
   counters.l7_shed_calls_payload = kernel[NS_NETFLOW_CNT_L7_SHED_CALLS_PAYLOAD];

@@ -28,6 +28,8 @@
 
 namespace nodescope::sensor::netflow {
 
+class L7Rings;  // skeleton.h
+
 struct NetflowOptions {
   std::chrono::nanoseconds interval = std::chrono::seconds(60);
   bool ipv6_disabled = false;
@@ -64,6 +66,7 @@ class NetflowPlugin {
     uint64_t http_records = 0, dns_records = 0;
     uint64_t l7_events = 0;         // payload events read
     uint64_t l7_ringbuf_drops = 0;  // payload events the kernel could not queue
+    uint64_t l7_no_ring = 0;        // payload events on a CPU that had no ring yet
     uint64_t l7_malformed = 0;      // payload events of a wrong size
     // Left out while shedding for resource limits (SetL7Limit): HTTP connections and their
     // sends/receives, by the step that left them out.
@@ -112,6 +115,8 @@ class NetflowPlugin {
   // logged and in tls_status().
   void AttachTls(bpf_object* object);
   void PollLoop();
+  // Gives a CPU brought online since the last look its payload ring (poll thread).
+  void CoverNewCpus();
   void Emit(v1::Event event);
   // Walks the map, settles close events and idle UDP sockets, emits the interval's records.
   // Applies the close events in the ring now (the report's thread).
@@ -132,9 +137,11 @@ class NetflowPlugin {
   std::map<uint32_t, std::set<uint16_t>> listeners_;
 
   bpf::LoadedProbe probe_;
-  int conns_fd_ = -1;     // the `conns` map, read once per interval
-  int l7_skip_fd_ = -1;   // `l7_skip`: bodies the probe need not copy
-  int l7_limit_fd_ = -1;  // `l7_limit`: shedding for resource limits
+  int conns_fd_ = -1;                  // the `conns` map, read once per interval
+  int l7_skip_fd_ = -1;                // `l7_skip`: bodies the probe need not copy
+  int l7_limit_fd_ = -1;               // `l7_limit`: shedding for resource limits
+  std::unique_ptr<L7Rings> l7_rings_;  // used by the poll thread only, after Start
+  std::chrono::steady_clock::time_point next_cpu_check_;
 
   std::thread poller_;
   std::atomic<bool> stop_{false};

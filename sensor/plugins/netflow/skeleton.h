@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,28 +31,25 @@ inline constexpr bpf::SkeletonOps<netflow_bpf> kSkeleton = {
     .counters_map = [](netflow_bpf* s) { return s->maps.counters; },
 };
 
-// Bytes of each CPU's payload ring on a machine of `cpus` possible CPUs: NS_L7_RINGBUF_BYTES
-// shared out, in a power of two (what a ring buffer map takes) within the ring bounds.
-inline uint32_t L7RingBytes(int cpus) {
+// Bytes of each payload ring when there are `rings` of them: NS_L7_RINGBUF_BYTES shared out, in a
+// power of two (what a ring buffer map takes) within the ring bounds.
+inline uint32_t L7RingBytes(int rings) {
   uint64_t bytes = NS_L7_RING_MAX_BYTES;
   while (bytes > NS_L7_RING_MIN_BYTES &&
-         bytes * uint64_t(std::max(cpus, 1)) > NS_L7_RINGBUF_BYTES) {
+         bytes * uint64_t(std::max(rings, 1)) > NS_L7_RINGBUF_BYTES) {
     bytes /= 2;
   }
   return static_cast<uint32_t>(bytes);
 }
 
 // Before load: the payload rings' array (bpf/include/l7_capture.bpf.h) gets a slot per possible
-// CPU, and the probe the rings' size (they are made after load: ReadL7Rings): `ring_bytes`, a
-// power of two, or L7RingBytes when 0.
-inline Status SizeL7Rings(netflow_bpf* s, uint32_t ring_bytes = 0) {
+// CPU. The rings are made after load (L7Rings).
+inline Status SizeL7Rings(netflow_bpf* s) {
   const int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return Status::Error("possible CPUs: " + bpf::LibbpfErrorText(-cpus));
-  const uint32_t bytes = ring_bytes != 0 ? ring_bytes : L7RingBytes(cpus);
   if (int err = bpf_map__set_max_entries(s->maps.l7_rings, static_cast<uint32_t>(cpus)); err != 0) {
     return Status::Error("size L7 ring array: " + bpf::LibbpfErrorText(-err));
   }
-  s->rodata->l7_ring_bytes = bytes;
   return Status::Ok();
 }
 
@@ -77,58 +75,133 @@ inline bool StartL7Batching(netflow_bpf* s) {
   return true;
 }
 
-// After load: makes a payload ring for every possible CPU, puts it in the rings' array, and reads
-// them as one stream into `handler`, with `ring`'s Poll, batched (StartL7Batching) when it can be;
-// `batched`, when given, says whether.
-inline Status ReadL7Rings(netflow_bpf* s, bpf::RingBuffer& ring, bpf::RingBuffer::Handler handler,
-                          bool* batched = nullptr) {
-  // The array's slots, one per possible CPU (SizeL7Rings).
-  const int cpus = static_cast<int>(bpf_map__max_entries(s->maps.l7_rings));
-  const int array_fd = bpf_map__fd(s->maps.l7_rings);
-  std::vector<int> fds;
-  // The ring buffer reader keeps its own descriptors; these only live until it has them.
-  auto close_all = [&fds] {
-    for (int fd : fds) close(fd);
-  };
-  for (uint32_t cpu = 0; cpu < uint32_t(cpus); ++cpu) {
-    const int fd =
-        bpf_map_create(BPF_MAP_TYPE_RINGBUF, "l7_ring", 0, 0, s->rodata->l7_ring_bytes, nullptr);
+// After load: a payload ring for each CPU online, in the array's slot of its number, read as one
+// stream into a handler by a RingBuffer's Poll, batched (StartL7Batching) when it can be. Rings
+// only for the CPUs online, not every possible one: a virtual machine may declare many more
+// possible CPUs than it runs, and each ring is locked kernel memory. A CPU brought online later
+// gets its ring from Cover; until then its events are counted (NS_NETFLOW_CNT_L7_NO_RING).
+// Used from the polling thread only.
+class L7Rings {
+ public:
+  // Makes the rings of the CPUs `online` (CPUs past the array's slots are left out) and starts
+  // reading them with `ring`. `ring_bytes`, a power of two, is every ring's size; 0 sizes them
+  // by L7RingBytes of how many CPUs are online when they are made (rings made later by Cover may
+  // be smaller than the first ones: the probe asks each its size). `ring` and `s` must outlive
+  // the result.
+  static Result<std::unique_ptr<L7Rings>> Start(netflow_bpf* s, bpf::RingBuffer& ring,
+                                                bpf::RingBuffer::Handler handler,
+                                                const std::vector<int>& online,
+                                                uint32_t ring_bytes = 0) {
+    std::unique_ptr<L7Rings> rings(new L7Rings(s, ring, ring_bytes));
+    std::vector<int> fds;
+    // The ring buffer reader keeps its own descriptors; these only live until it has them.
+    auto close_all = [&fds] {
+      for (int fd : fds) close(fd);
+    };
+    const uint32_t bytes = rings->BytesFor(online);
+    for (int cpu : online) {
+      if (!rings->Wanted(cpu)) continue;
+      Result<int> fd = rings->Make(uint32_t(cpu), bytes);
+      if (!fd.ok()) {
+        close_all();
+        return fd.status();
+      }
+      fds.push_back(*fd);
+    }
+    if (fds.empty()) return Status::Error("no L7 ring made: no CPU online among the array's slots");
+    rings->batched_ = StartL7Batching(s);
+    const int flush_fd = bpf_program__fd(s->progs.flush__l7);
+    const int slots = int(rings->placed_.size());
+    // Unbatched, each event is a batch of one already in its ring: nothing to flush or wait for.
+    // A flush that stops working turns batching off: a CPU's next event then sends what its
+    // batch held (the drains in between may hand out newer events of other CPUs first). The
+    // flush runs on every possible CPU: an offline one says so (ENXIO), one online without a
+    // ring yet counts what its batch held.
+    Result<size_t> group = ring.AddMerged(
+        fds, offsetof(ns_l7_event, ts_ns), std::move(handler),
+        [s, batching = rings->batched_, flush_fd, slots]() mutable -> uint64_t {
+          if (!batching) return UINT64_MAX;
+          int error = 0;
+          const uint64_t before = FlushL7Batches(flush_fd, slots, &error);
+          if (error != 0) {
+            batching = false;
+            s->bss->l7_batch_limit = 0;
+            spdlog::warn(
+                "L7 payload batches: the flush failed ({}); events now go to the rings one by "
+                "one",
+                std::strerror(error));
+          }
+          return before;
+        });
+    close_all();
+    if (!group.ok()) return group.status();
+    rings->group_ = *group;
+    return rings;
+  }
+
+  // Makes and reads a ring for each CPU of `online` that has none yet (a CPU brought online
+  // since). Returns those CPUs.
+  Result<std::vector<int>> Cover(const std::vector<int>& online) {
+    std::vector<int> added;
+    const uint32_t bytes = BytesFor(online);
+    for (int cpu : online) {
+      if (!Wanted(cpu)) continue;
+      Result<int> fd = Make(uint32_t(cpu), bytes);
+      if (!fd.ok()) return fd.status();
+      Status read = ring_.AddToMerged(group_, *fd);
+      close(*fd);
+      if (!read.ok()) return read;
+      added.push_back(cpu);
+    }
+    return added;
+  }
+
+  bool batched() const { return batched_; }
+  // How many CPUs have a ring.
+  int rings() const { return int(std::count(placed_.begin(), placed_.end(), true)); }
+
+ private:
+  L7Rings(netflow_bpf* s, bpf::RingBuffer& ring, uint32_t ring_bytes)
+      : s_(s),
+        ring_(ring),
+        ring_bytes_(ring_bytes),
+        placed_(bpf_map__max_entries(s->maps.l7_rings), false) {}
+
+  // `cpu` has a slot and no ring yet.
+  bool Wanted(int cpu) const { return cpu >= 0 && size_t(cpu) < placed_.size() && !placed_[cpu]; }
+
+  // The size of the rings made now, with the CPUs `online`.
+  uint32_t BytesFor(const std::vector<int>& online) const {
+    if (ring_bytes_ != 0) return ring_bytes_;
+    return L7RingBytes(int(std::count_if(online.begin(), online.end(), [this](int cpu) {
+      return cpu >= 0 && size_t(cpu) < placed_.size();
+    })));
+  }
+
+  // A ring of `bytes` for `cpu`, put in the array's slot; its descriptor, for the caller to
+  // close.
+  Result<int> Make(uint32_t cpu, uint32_t bytes) {
+    const int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "l7_ring", 0, 0, bytes, nullptr);
     if (fd < 0) {
-      close_all();
       return Status::Error("create L7 ring for CPU " + std::to_string(cpu) + ": " +
                            bpf::LibbpfErrorText(fd));
     }
-    fds.push_back(fd);
-    if (bpf_map_update_elem(array_fd, &cpu, &fd, BPF_ANY) != 0) {
+    if (bpf_map_update_elem(bpf_map__fd(s_->maps.l7_rings), &cpu, &fd, BPF_ANY) != 0) {
       const int err = -errno;
-      close_all();
+      close(fd);
       return Status::Error("place L7 ring for CPU " + std::to_string(cpu) + ": " +
                            bpf::LibbpfErrorText(err));
     }
+    placed_[cpu] = true;
+    return fd;
   }
-  const bool batch = StartL7Batching(s);
-  if (batched != nullptr) *batched = batch;
-  const int flush_fd = bpf_program__fd(s->progs.flush__l7);
-  // Unbatched, each event is a batch of one already in its ring: nothing to flush or wait for.
-  // A flush that stops working turns batching off: a CPU's next event then sends what its batch
-  // held (the drains in between may hand out newer events of other CPUs first).
-  Status added = ring.AddMerged(
-      fds, offsetof(ns_l7_event, ts_ns), std::move(handler),
-      [s, batching = batch, flush_fd, cpus]() mutable -> uint64_t {
-        if (!batching) return UINT64_MAX;
-        int error = 0;
-        const uint64_t before = FlushL7Batches(flush_fd, cpus, &error);
-        if (error != 0) {
-          batching = false;
-          s->bss->l7_batch_limit = 0;
-          spdlog::warn(
-              "L7 payload batches: the flush failed ({}); events now go to the rings one by one",
-              std::strerror(error));
-        }
-        return before;
-      });
-  close_all();
-  return added;
-}
+
+  netflow_bpf* s_;
+  bpf::RingBuffer& ring_;
+  uint32_t ring_bytes_;
+  std::vector<bool> placed_;  // by CPU: has its ring
+  size_t group_ = 0;          // the rings' stream in ring_
+  bool batched_ = false;
+};
 
 }  // namespace nodescope::sensor::netflow
