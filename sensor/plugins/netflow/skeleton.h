@@ -150,7 +150,14 @@ class L7Rings {
       if (!fd.ok()) return fd.status();
       Status read = ring_.AddToMerged(group_, *fd);
       close(*fd);
-      if (!read.ok()) return read;
+      if (!read.ok()) {
+        // A ring no one reads would fill and count its events as ringbuf_full: taken out again,
+        // so they count as no_ring and the next look tries again.
+        const uint32_t slot = uint32_t(cpu);
+        bpf_map_delete_elem(bpf_map__fd(s_->maps.l7_rings), &slot);
+        placed_[cpu] = false;
+        return read;
+      }
       added.push_back(cpu);
     }
     return added;
