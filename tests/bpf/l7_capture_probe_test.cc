@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -156,6 +158,15 @@ std::string ReadExactly(int fd, size_t n) {
   }
   out.resize(got);
   return out;
+}
+
+// Runs the calling thread on `cpu` only.
+void PinTo(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0)
+      << "CPU " << cpu << ": " << std::strerror(errno);
 }
 
 TEST_P(L7Capture, HttpThroughEveryCallKindBothSides) {
@@ -377,10 +388,7 @@ TEST_P(L7Capture, EachCpuWritesARingOfItsOwn) {
   int tried = 0;
   for (int cpu = 0; cpu < cpus; ++cpu) {
     if (!CPU_ISSET(cpu, &before)) continue;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    ASSERT_NO_FATAL_FAILURE(PinTo(cpu));
     uint32_t bytes = 0;
     const uint64_t start = RingProducer(array_fd, uint32_t(cpu), &bytes);
     EXPECT_EQ(bytes, netflow::L7RingBytes(int(online->size())));
@@ -538,10 +546,7 @@ TEST_P(L7RingWakeup, ASmallRingWakesItsReaderBeforeItFills) {
   ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
   int cpu = 0;
   while (!CPU_ISSET(cpu, &before)) ++cpu;
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  ASSERT_NO_FATAL_FAILURE(PinTo(cpu));
 
   const Loopback where{AF_INET, "127.0.0.1"};
   TcpPair t;
@@ -575,105 +580,187 @@ TEST_P(L7RingWakeup, ASmallRingWakesItsReaderBeforeItFills) {
 // by leaving one online CPU out of the rings made at start, as if it had been offline then.
 class L7RingsForCpus : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { ASSERT_TRUE(PrepareEnvironment().ok()); }
-  void TearDown() override { probe_.Teardown(); }
-
-  LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
-  std::vector<Payload> events_;  // every L7 record, to the probe's last drain in TearDown
-};
-
-// Runs the calling thread on `cpu` only.
-void PinTo(int cpu) {
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(cpu, &one);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0)
-      << "CPU " << cpu << ": " << std::strerror(errno);
-}
-
-TEST_P(L7RingsForCpus, ACpuBroughtOnlineLaterGetsItsRingAndUntilThenIsCounted) {
-  Result<std::vector<int>> online = OnlineCpus();
-  ASSERT_TRUE(online.ok()) << online.status().message();
-  cpu_set_t before;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
-  std::vector<int> usable;
-  for (int cpu : *online) {
-    if (CPU_ISSET(cpu, &before)) usable.push_back(cpu);
+  void SetUp() override {
+    ASSERT_TRUE(PrepareEnvironment().ok());
+    ASSERT_EQ(sched_getaffinity(0, sizeof(before_), &before_), 0);
   }
-  if (usable.size() < 2) GTEST_SKIP() << "needs two CPUs this test may run on";
-  const int early = usable[0], late = usable[1];
-  std::vector<int> at_start;
-  for (int cpu : *online) {
-    if (cpu != late) at_start.push_back(cpu);
+  void TearDown() override {
+    sched_setaffinity(0, sizeof(before_), &before_);
+    probe_.Teardown();
   }
 
-  std::vector<Payload>& events = events_;
-  std::unique_ptr<netflow::L7Rings> rings;
-  Result<netflow_bpf*> skel = LoadL7Capture(
-      probe_, GetParam(), 1024,
-      [&events](std::span<const std::byte> r) {
-        Payload p;
-        std::memcpy(&p.e, r.data(), sizeof(p.e));
-        p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
-        events.push_back(p);
-      },
-      0, &rings, &at_start);
-  ASSERT_TRUE(skel.ok()) << skel.status().message();
-  ASSERT_EQ(rings->rings(), int(at_start.size()));
-  const int array_fd = bpf_map__fd((*skel)->maps.l7_rings);
-  uint32_t id = 0, slot = uint32_t(late);
-  EXPECT_NE(bpf_map_lookup_elem(array_fd, &slot, &id), 0) << "CPU " << late << " has a ring";
+  // Loads the probe with rings for every CPU online but `late_` (the second this test may run
+  // on; `early_` is the first) and connects `t_`. Skips without two such CPUs.
+  void LoadWithoutLate() {
+    Result<std::vector<int>> online = OnlineCpus();
+    ASSERT_TRUE(online.ok()) << online.status().message();
+    online_ = *online;
+    std::vector<int> usable;
+    for (int cpu : online_) {
+      if (CPU_ISSET(cpu, &before_)) usable.push_back(cpu);
+    }
+    if (usable.size() < 2) GTEST_SKIP() << "needs two CPUs this test may run on";
+    early_ = usable[0];
+    late_ = usable[1];
+    std::vector<int> at_start;
+    for (int cpu : online_) {
+      if (cpu != late_) at_start.push_back(cpu);
+    }
+    Result<netflow_bpf*> skel = LoadL7Capture(
+        probe_, GetParam(), 1024,
+        [this](std::span<const std::byte> r) {
+          Payload p;
+          std::memcpy(&p.e, r.data(), sizeof(p.e));
+          p.data.assign(reinterpret_cast<const char*>(r.data()) + sizeof(p.e), p.e.captured);
+          events_.push_back(p);
+        },
+        0, &rings_, &at_start);
+    ASSERT_TRUE(skel.ok()) << skel.status().message();
+    ASSERT_EQ(rings_->rings(), int(at_start.size()));
+    array_fd_ = bpf_map__fd((*skel)->maps.l7_rings);
+    EXPECT_FALSE(HasRing(late_)) << "CPU " << late_ << " has a ring";
+    ASSERT_NO_FATAL_FAILURE(Connect(Loopback{AF_INET, "127.0.0.1"}, &t_));
+  }
 
-  const Loopback where{AF_INET, "127.0.0.1"};
-  TcpPair t;
-  ASSERT_NO_FATAL_FAILURE(Connect(where, &t));
-  const std::string get = "GET /late HTTP/1.1\r\n\r\n";
-  // The server's receives are the events (its client mirrors it); `got` counts those so far.
-  auto exchange = [&](int cpu) {
-    PinTo(cpu);
-    ASSERT_EQ(send(t.client, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
-    ASSERT_EQ(ReadExactly(t.server, get.size()), get);
-    ASSERT_EQ(sched_setaffinity(0, sizeof(before), &before), 0);
+  bool HasRing(int cpu) const {
+    uint32_t slot = uint32_t(cpu), id = 0;
+    return bpf_map_lookup_elem(array_fd_, &slot, &id) == 0;
+  }
+
+  // One request from `cpu`: the server's receive is the event (its client mirrors it).
+  void Exchange(int cpu) {
+    ASSERT_NO_FATAL_FAILURE(PinTo(cpu));
+    ASSERT_EQ(send(t_.client, kGet.data(), kGet.size(), 0), static_cast<ssize_t>(kGet.size()));
+    ASSERT_EQ(ReadExactly(t_.server, kGet.size()), kGet);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(before_), &before_), 0);
     ASSERT_TRUE(probe_.ring()->Poll(0ms).ok());  // flushes the batches
-  };
-  auto server_receives = [&] {
+  }
+
+  std::vector<Payload> ServerReceives() const {
     std::vector<Payload> out;
-    for (const Payload& p : events) {
-      if (p.e.sport == t.server_port && p.e.direction == NS_L7_RECV &&
+    for (const Payload& p : events_) {
+      if (p.e.sport == t_.server_port && p.e.direction == NS_L7_RECV &&
           !(p.e.flags & NS_L7_CLOSED)) {
         out.push_back(p);
       }
     }
     return out;
-  };
+  }
 
-  ASSERT_NO_FATAL_FAILURE(exchange(late));
-  EXPECT_TRUE(server_receives().empty()) << "an event from a CPU without a ring";
-  const uint64_t lost = probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING];
-  EXPECT_GT(lost, 0u) << "the events of a CPU without a ring were not counted";
-  EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
+  // The first exchange, from `late_`, is lost and counted as no_ring; returns that count.
+  uint64_t LoseOneExchange() {
+    EXPECT_NO_FATAL_FAILURE(Exchange(late_));
+    EXPECT_TRUE(ServerReceives().empty()) << "an event from a CPU without a ring";
+    const uint64_t lost = probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING];
+    EXPECT_GT(lost, 0u) << "the events of a CPU without a ring were not counted";
+    EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
+    return lost;
+  }
 
-  Result<std::vector<int>> added = rings->Cover(*online);
+  // Cover gave `late_` its ring: the next exchanges, from it and from `early_`, arrive, with
+  // offsets that say where the lost first one's bytes were.
+  void ExpectBothArrive(uint64_t lost) {
+    ASSERT_NO_FATAL_FAILURE(Exchange(late_));
+    ASSERT_NO_FATAL_FAILURE(Exchange(early_));
+    for (int i = 0; i < 20 && ServerReceives().size() < 2; ++i) {
+      ASSERT_TRUE(probe_.ring()->Poll(50ms).ok());
+    }
+    std::vector<Payload> got = ServerReceives();
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].e.offset, kGet.size());
+    EXPECT_EQ(got[0].data, kGet);
+    EXPECT_EQ(got[1].e.offset, 2 * kGet.size());
+    EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING], lost);
+    EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_RINGBUF_DROPS], 0u);
+  }
+
+  static inline const std::string kGet = "GET /late HTTP/1.1\r\n\r\n";
+  LoadedProbe probe_{"netflow", NS_NETFLOW_CNT_MAX};
+  std::vector<Payload> events_;  // every L7 record, to the probe's last drain in TearDown
+  cpu_set_t before_;             // the CPUs this test may run on
+  std::vector<int> online_;
+  int early_ = -1, late_ = -1;
+  std::unique_ptr<netflow::L7Rings> rings_;
+  int array_fd_ = -1;
+  TcpPair t_;
+};
+
+TEST_P(L7RingsForCpus, ACpuBroughtOnlineLaterGetsItsRingAndUntilThenIsCounted) {
+  ASSERT_NO_FATAL_FAILURE(LoadWithoutLate());
+  if (IsSkipped()) return;
+  const uint64_t lost = LoseOneExchange();
+
+  Result<std::vector<int>> added = rings_->Cover(online_);
   ASSERT_TRUE(added.ok()) << added.status().message();
-  EXPECT_EQ(*added, std::vector<int>{late});
-  EXPECT_EQ(rings->rings(), int(online->size()));
-  ASSERT_EQ(bpf_map_lookup_elem(array_fd, &slot, &id), 0) << "CPU " << late << " got no ring";
-  Result<std::vector<int>> again = rings->Cover(*online);
+  EXPECT_EQ(*added, std::vector<int>{late_});
+  EXPECT_EQ(rings_->rings(), int(online_.size()));
+  ASSERT_TRUE(HasRing(late_)) << "CPU " << late_ << " got no ring";
+  Result<std::vector<int>> again = rings_->Cover(online_);
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_TRUE(again->empty()) << "a second look makes no ring";
 
-  ASSERT_NO_FATAL_FAILURE(exchange(late));
-  ASSERT_NO_FATAL_FAILURE(exchange(early));
-  for (int i = 0; i < 20 && server_receives().size() < 2; ++i) {
-    ASSERT_TRUE(probe_.ring()->Poll(50ms).ok());
+  ASSERT_NO_FATAL_FAILURE(ExpectBothArrive(lost));
+}
+
+// Leaves exactly one file descriptor free below RLIMIT_NOFILE while it lives: the next one opened
+// gets it, the one after fails (EMFILE).
+class OneDescriptorLeft {
+ public:
+  OneDescriptorLeft() {
+    EXPECT_EQ(getrlimit(RLIMIT_NOFILE, &saved_), 0);
+    // Every hole below the highest descriptor filled, the next one opened is just above it.
+    int highest = -1;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+      highest = std::max(highest, std::stoi(entry.path().filename().string()));
+    }
+    for (;;) {
+      const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        ADD_FAILURE() << "open /dev/null: " << std::strerror(errno);
+        return;
+      }
+      if (fd > highest) {
+        close(fd);
+        rlimit one = saved_;
+        one.rlim_cur = rlim_t(fd) + 1;
+        EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &one), 0) << std::strerror(errno);
+        return;
+      }
+      fillers_.push_back(fd);
+    }
   }
-  std::vector<Payload> got = server_receives();
-  ASSERT_EQ(got.size(), 2u);
-  // The first call's bytes were lost, and the offsets say where they were.
-  EXPECT_EQ(got[0].e.offset, get.size());
-  EXPECT_EQ(got[0].data, get);
-  EXPECT_EQ(got[1].e.offset, 2 * get.size());
-  EXPECT_EQ(probe_.KernelCounters()[NS_NETFLOW_CNT_L7_NO_RING], lost);
+  ~OneDescriptorLeft() {
+    setrlimit(RLIMIT_NOFILE, &saved_);
+    for (int fd : fillers_) close(fd);
+  }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> fillers_;
+};
+
+TEST_P(L7RingsForCpus, ARingTheReaderCannotTakeIsTakenOutAndTheNextLookRetries) {
+  ASSERT_NO_FATAL_FAILURE(LoadWithoutLate());
+  if (IsSkipped()) return;
+  {
+    // The ring is made (its descriptor the last one left) but the reader cannot take it (it
+    // keeps a copy of the descriptor).
+    OneDescriptorLeft limit;
+    Result<std::vector<int>> added = rings_->Cover(online_);
+    ASSERT_FALSE(added.ok()) << "the reader took a ring with no descriptor left";
+    EXPECT_NE(added.status().message().find("ring buffer"), std::string::npos)
+        << added.status().message();
+  }
+  EXPECT_FALSE(HasRing(late_)) << "a ring no one reads was left in the array";
+  EXPECT_EQ(rings_->rings(), int(online_.size()) - 1);
+  // Its events are counted as no_ring, not lost to a ring that fills.
+  const uint64_t lost = LoseOneExchange();
+
+  Result<std::vector<int>> added = rings_->Cover(online_);
+  ASSERT_TRUE(added.ok()) << added.status().message();
+  EXPECT_EQ(*added, std::vector<int>{late_});
+  ASSERT_TRUE(HasRing(late_));
+  ASSERT_NO_FATAL_FAILURE(ExpectBothArrive(lost));
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, L7RingsForCpus,

@@ -39,10 +39,10 @@ inline Result<netflow_bpf*> LoadL7Capture(LoadedProbe& probe, const std::string&
         return netflow::SizeL7Rings(s);
       });
   if (!skel.ok()) return skel;
-  Result<std::vector<int>> now = OnlineCpus();
-  if (online == nullptr && !now.ok()) return now.status();
-  Result<std::unique_ptr<netflow::L7Rings>> made = netflow::L7Rings::Start(
-      *skel, *probe.ring(), std::move(on_l7), online != nullptr ? *online : *now, ring_bytes);
+  Result<std::vector<int>> now = online != nullptr ? *online : OnlineCpus();
+  if (!now.ok()) return now.status();
+  Result<std::unique_ptr<netflow::L7Rings>> made =
+      netflow::L7Rings::Start(*skel, *probe.ring(), std::move(on_l7), *now, ring_bytes);
   if (!made.ok()) return made.status();
   if (rings != nullptr) *rings = std::move(*made);
   return skel;

@@ -93,38 +93,19 @@ class L7Rings {
                                                 const std::vector<int>& online,
                                                 uint32_t ring_bytes = 0) {
     std::unique_ptr<L7Rings> rings(new L7Rings(s, ring, ring_bytes));
-    std::vector<int> fds;
-    // The ring buffer reader keeps its own descriptors; these only live until it has them.
-    auto close_all = [&fds] {
-      for (int fd : fds) close(fd);
-    };
-    const uint32_t bytes = rings->BytesFor(online);
-    for (int cpu : online) {
-      if (!rings->Wanted(cpu)) continue;
-      Result<int> fd = rings->Make(uint32_t(cpu), bytes);
-      if (!fd.ok()) {
-        close_all();
-        return fd.status();
-      }
-      fds.push_back(*fd);
-    }
-    if (fds.empty()) return Status::Error("no L7 ring made: no CPU online among the array's slots");
-    rings->batched_ = StartL7Batching(s);
     const int flush_fd = bpf_program__fd(s->progs.flush__l7);
     const int slots = int(rings->placed_.size());
-    // Unbatched, each event is a batch of one already in its ring: nothing to flush or wait for.
-    // A flush that stops working turns batching off: a CPU's next event then sends what its
-    // batch held (the drains in between may hand out newer events of other CPUs first). The
-    // flush runs on every possible CPU: an offline one says so (ENXIO), one online without a
-    // ring yet counts what its batch held.
+    // Batched or not is l7_batch_limit (0: each event is a batch of one already in its ring,
+    // nothing to flush or wait for). A flush that stops working turns batching off: a CPU's
+    // next event then sends what its batch held (the drains in between may hand out newer
+    // events of other CPUs first). The flush runs on every possible CPU: an offline one says so
+    // (ENXIO), one online without a ring yet counts what its batch held.
     Result<size_t> group = ring.AddMerged(
-        fds, offsetof(ns_l7_event, ts_ns), std::move(handler),
-        [s, batching = rings->batched_, flush_fd, slots]() mutable -> uint64_t {
-          if (!batching) return UINT64_MAX;
+        {}, offsetof(ns_l7_event, ts_ns), std::move(handler), [s, flush_fd, slots]() -> uint64_t {
+          if (s->bss->l7_batch_limit == 0) return UINT64_MAX;
           int error = 0;
           const uint64_t before = FlushL7Batches(flush_fd, slots, &error);
           if (error != 0) {
-            batching = false;
             s->bss->l7_batch_limit = 0;
             spdlog::warn(
                 "L7 payload batches: the flush failed ({}); events now go to the rings one by "
@@ -133,9 +114,13 @@ class L7Rings {
           }
           return before;
         });
-    close_all();
     if (!group.ok()) return group.status();
     rings->group_ = *group;
+    Result<std::vector<int>> made = rings->Cover(online);
+    if (!made.ok()) return made.status();
+    if (made->empty())
+      return Status::Error("no L7 ring made: no CPU online among the array's slots");
+    StartL7Batching(s);
     return rings;
   }
 
@@ -145,7 +130,7 @@ class L7Rings {
     std::vector<int> added;
     const uint32_t bytes = BytesFor(online);
     for (int cpu : online) {
-      if (!Wanted(cpu)) continue;
+      if (!HasSlot(cpu) || placed_[cpu]) continue;
       Result<int> fd = Make(uint32_t(cpu), bytes);
       if (!fd.ok()) return fd.status();
       Status read = ring_.AddToMerged(group_, *fd);
@@ -163,7 +148,8 @@ class L7Rings {
     return added;
   }
 
-  bool batched() const { return batched_; }
+  // Whether events are batched per CPU (StartL7Batching), not sent one by one.
+  bool batched() const { return s_->bss->l7_batch_limit != 0; }
   // How many CPUs have a ring.
   int rings() const { return int(std::count(placed_.begin(), placed_.end(), true)); }
 
@@ -174,15 +160,14 @@ class L7Rings {
         ring_bytes_(ring_bytes),
         placed_(bpf_map__max_entries(s->maps.l7_rings), false) {}
 
-  // `cpu` has a slot and no ring yet.
-  bool Wanted(int cpu) const { return cpu >= 0 && size_t(cpu) < placed_.size() && !placed_[cpu]; }
+  // The array has a slot for `cpu`.
+  bool HasSlot(int cpu) const { return cpu >= 0 && size_t(cpu) < placed_.size(); }
 
   // The size of the rings made now, with the CPUs `online`.
   uint32_t BytesFor(const std::vector<int>& online) const {
     if (ring_bytes_ != 0) return ring_bytes_;
-    return L7RingBytes(int(std::count_if(online.begin(), online.end(), [this](int cpu) {
-      return cpu >= 0 && size_t(cpu) < placed_.size();
-    })));
+    return L7RingBytes(
+        int(std::count_if(online.begin(), online.end(), [this](int cpu) { return HasSlot(cpu); })));
   }
 
   // A ring of `bytes` for `cpu`, put in the array's slot; its descriptor, for the caller to
@@ -208,7 +193,6 @@ class L7Rings {
   uint32_t ring_bytes_;
   std::vector<bool> placed_;  // by CPU: has its ring
   size_t group_ = 0;          // the rings' stream in ring_
-  bool batched_ = false;
 };
 
 }  // namespace nodescope::sensor::netflow
