@@ -66,13 +66,13 @@ inline uint64_t FlushL7Batches(int flush_fd, int cpus, int* error) {
   return before;
 }
 
-// After load: events are batched per CPU when the flush runs; otherwise each goes to its ring at
-// once. Returns whether they are batched.
-inline bool StartL7Batching(netflow_bpf* s) {
+// After load: events are batched per CPU when the flush runs (l7_batch_limit set); otherwise each
+// goes to its ring at once (l7_batch_limit stays 0).
+inline void StartL7Batching(netflow_bpf* s) {
   LIBBPF_OPTS(bpf_test_run_opts, opts);
-  if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.flush__l7), &opts) != 0) return false;
-  s->bss->l7_batch_limit = NS_L7_BATCH_BYTES;
-  return true;
+  if (bpf_prog_test_run_opts(bpf_program__fd(s->progs.flush__l7), &opts) == 0) {
+    s->bss->l7_batch_limit = NS_L7_BATCH_BYTES;
+  }
 }
 
 // After load: a payload ring for each CPU online, in the array's slot of its number, read as one
